@@ -1,0 +1,160 @@
+"""One typed settings model, read from a TOML file plus `DIGIHUMAN_<SECTION>__<KEY>` environment overrides.
+
+The file is `--config PATH`, else `$DIGIHUMAN_CONFIG`, else `$DIGIHUMAN_HOME/config.toml` (optional).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from digihuman.errors import ConfigError
+
+ENV_PREFIX = "DIGIHUMAN_"
+
+
+def home_dir() -> Path:
+    """Where user characters, caches and config live: `$DIGIHUMAN_HOME` or the per-user data directory."""
+    if env := os.environ.get("DIGIHUMAN_HOME"):
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("digihuman", appauthor=False))
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FaceSettings(Section):
+    size: int = Field(512, ge=64, le=2048, description="Output frame size in pixels (square).")
+    fps: int = Field(25, ge=5, le=60)
+    threads: int = Field(1, ge=1, le=16, description="Animator render threads.")
+
+
+class TTSSettings(Section):
+    lookahead: int = Field(2, ge=1, le=8, description="Sentences synthesized ahead of playback.")
+    max_chunk_chars: int = Field(400, ge=50, description="Long text is spoken in chunks of about this size.")
+
+
+class LLMSettings(Section):
+    backend: Literal["ollama", "openai"] = "ollama"
+    url: str = "http://127.0.0.1:11434"
+    model: str = "qwen3-vl:4b-instruct"
+    api_key: str = "not-needed"
+    num_predict: int = Field(256, ge=16, description="Token budget for one reply.")
+    temperature: float = 0.7
+    keep_alive: str = "10m"
+    first_token_timeout_s: float = Field(60.0, gt=0, description="Give up when no token arrives in time.")
+    request_timeout_s: float = Field(120.0, gt=0)
+    busy_retries: int = Field(3, ge=0)
+
+
+class CameraSettings(Section):
+    sample_fps: float = Field(2.0, gt=0, le=30)
+    crop: float = Field(1.0, gt=0.1, le=1.0, description="Centre crop as a fraction of the shorter side.")
+    width: int = Field(448, ge=64, description="Frames sent to the VLM are downscaled to this width.")
+    jpeg_quality: int = Field(70, ge=10, le=100)
+    keep_frames: int = Field(3, ge=1, le=16, description="Recent frames kept in memory (and sent).")
+
+
+class DirectorSettings(Section):
+    min_gap_s: float = Field(20.0, ge=0, description="Minimum time between proactive remarks.")
+    static_gap_s: float = Field(600.0, ge=0, description="Gap while the scene stays static.")
+    max_age_s: float = Field(15.0, gt=0, description="A proactive reply older than this is dropped.")
+    silence_token: str = "<silent>"
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=1, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    character: str = Field("ada", description="The default character.")
+    face: FaceSettings = FaceSettings()
+    tts: TTSSettings = TTSSettings()
+    llm: LLMSettings = LLMSettings()
+    camera: CameraSettings = CameraSettings()
+    director: DirectorSettings = DirectorSettings()
+    server: ServerSettings = ServerSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file (passed as init values); no .env or secrets files.
+        return env_settings, init_settings
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    if env := os.environ.get("DIGIHUMAN_CONFIG"):
+        return Path(env).expanduser()
+    return home_dir() / "config.toml"
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(root)"
+    if first["type"] == "extra_forbidden":
+        return f"unknown config key '{key}'"
+    return f"config key '{key}': {first['msg']} (got {first.get('input')!r})"
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read the effective settings; raise ConfigError with one line naming the bad key."""
+    file = config_path(path)
+    data: dict[str, Any] = {}
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file} is not valid TOML: {exc}") from None
+    elif path is not None or os.environ.get("DIGIHUMAN_CONFIG"):
+        raise ConfigError(f"config file {file} does not exist")
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(f"{file}: {_describe(exc)}") from None
+
+
+def to_toml(settings: Settings) -> str:
+    """The effective config as TOML text (what `digihuman config show` prints)."""
+    lines: list[str] = []
+    dumped = settings.model_dump()
+    for key, value in dumped.items():
+        if not isinstance(value, dict):
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in dumped.items():
+        if isinstance(value, dict):
+            lines.append(f"\n[{key}]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in value.items())
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)

@@ -1,0 +1,33 @@
+"""The Face interface: audio chunks (and timings) in, timed frames out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import numpy as np
+
+from digihuman.media import AudioChunk, VideoFrame
+
+
+class Face(Protocol):
+    """A prepared portrait that can talk.
+
+    `realtime` tells the turn engine whether frames keep up with playback (the built-in animator) or
+    must be rendered ahead while the previous sentence plays (SadTalker, Wav2Lip).
+    """
+
+    name: str
+    realtime: bool
+    fps: int
+    size: int
+
+    def animate(self, audio: AsyncIterator[AudioChunk]) -> AsyncIterator[VideoFrame]:
+        """Frames for one utterance, `pts_s` from its start, at `fps`, covering all of its audio."""
+        ...
+
+    def idle_frame(self, t_s: float) -> np.ndarray:
+        """The face at rest (blinking, breathing) at wall time `t_s`; shown between utterances."""
+        ...
+
+    async def aclose(self) -> None: ...
