@@ -1,0 +1,193 @@
+"""The `digihuman` command line. Each command parses its flags here and calls into the package."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from digihuman import __version__
+from digihuman.errors import UserError
+
+log = logging.getLogger("digihuman")
+
+
+def _settings(args: argparse.Namespace):  # -> Settings, imported lazily to keep start-up fast
+    from digihuman.config import load_settings
+
+    return load_settings(args.config)
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    from digihuman.app import say
+
+    settings = _settings(args)
+    if args.size:
+        settings.face.size = args.size
+    say(
+        args.text if args.text != "-" else sys.stdin.read(),
+        settings=settings,
+        character_name=args.character or settings.character,
+        output=Path(args.output) if args.output else None,
+        play=args.play,
+    )
+    return 0
+
+
+def cmd_characters_list(args: argparse.Namespace) -> int:
+    from digihuman.character import list_characters
+
+    characters = list_characters()
+    if args.json:
+        rows = [
+            {"name": c.name, "id": c.id, "language": c.language, "source": c.source,
+             "voice": c.spec.voice.backend, "face": c.spec.face.backend, "path": str(c.path)}
+            for c in characters
+        ]
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for c in characters:
+        print(f"{c.id:<16} {c.name:<16} {c.language:<4} {c.source:<8} voice={c.spec.voice.backend} "
+              f"face={c.spec.face.backend}")
+    return 0
+
+
+def cmd_characters_new(args: argparse.Namespace) -> int:
+    from digihuman.character import create_character
+
+    settings = _settings(args)
+    character = create_character(
+        args.name,
+        Path(args.portrait),
+        language=args.language,
+        voice_sample=Path(args.voice) if args.voice else None,
+        persona=args.persona or "",
+        face_size=settings.face.size,
+    )
+    print(f"created character '{character.id}' in {character.path}")
+    return 0
+
+
+def cmd_characters_show(args: argparse.Namespace) -> int:
+    from digihuman.character import find_character
+
+    character = find_character(args.name)
+    print(f"# {character.path}")
+    print((character.path / "character.toml").read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from digihuman.config import config_path, to_toml
+
+    settings = _settings(args)
+    print(f"# effective config (file: {config_path(args.config)}; env DIGIHUMAN_<SECTION>__<KEY> overrides)")
+    print(to_toml(settings), end="")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from digihuman.doctor import as_json, render, run_checks
+
+    checks = run_checks(_settings(args))
+    print(json.dumps(as_json(checks), ensure_ascii=False) if args.json else render(checks))
+    return 0
+
+
+def cmd_bench_animator(args: argparse.Namespace) -> int:
+    from digihuman.face.bench import run_animator_benchmark
+
+    print(json.dumps(run_animator_benchmark(size=args.size, threads=args.threads, frames=args.frames)))
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------------
+
+
+def _command(
+    sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int], help_text: str
+) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="digihuman",
+        description="A local digital human: it sees, listens, thinks, speaks and shows a talking face.",
+    )
+    parser.add_argument("--version", action="version", version=f"digihuman {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="config TOML (default: $DIGIHUMAN_CONFIG or "
+                        "$DIGIHUMAN_HOME/config.toml)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    say = _command(sub, "say", cmd_say, "Speak a text with a character's voice and talking face.")
+    say.add_argument("text", help="what to say ('-' reads standard input)")
+    say.add_argument("-c", "--character", help="character id or name (default: config `character`)")
+    say.add_argument("-o", "--output", metavar="FILE.mp4", help="write an MP4 (H.264 + AAC)")
+    say.add_argument("--play", action="store_true", help="show the window and play the audio")
+    say.add_argument("--size", type=int, help="frame size in pixels (default: config face.size)")
+
+    characters = sub.add_parser("characters", help="List, show and create characters.",
+                                description="List, show and create characters.")
+    csub = characters.add_subparsers(dest="characters_command", metavar="COMMAND", required=True)
+    clist = _command(csub, "list", cmd_characters_list, "List shipped and user characters.")
+    clist.add_argument("--json", action="store_true", help="print a JSON list")
+    cshow = _command(csub, "show", cmd_characters_show, "Print a character's character.toml.")
+    cshow.add_argument("name")
+    cnew = _command(csub, "new", cmd_characters_new,
+                    "Make a character from a portrait photo (detects the face and caches the rig).")
+    cnew.add_argument("name", help="the character's name")
+    cnew.add_argument("--portrait", required=True, metavar="IMAGE", help="JPEG, PNG or WebP with one face")
+    cnew.add_argument("--voice", metavar="SAMPLE.wav", help="a voice sample (3-10 s) for cloning voices")
+    cnew.add_argument("--language", default="en", help="language code, e.g. en or zh (default: en)")
+    cnew.add_argument("--persona", help="persona prompt (default: a short friendly one)")
+
+    config = sub.add_parser("config", help="Show the effective configuration.",
+                            description="Show the effective configuration.")
+    cfsub = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
+    _command(cfsub, "show", cmd_config_show, "Print the effective config as TOML.")
+
+    doctor = _command(sub, "doctor", cmd_doctor,
+                      "Show what is installed and reachable, and what each backend would need.")
+    doctor.add_argument("--json", action="store_true", help="print JSON")
+
+    bench = sub.add_parser("bench", help="Run a benchmark.", description="Run a benchmark.")
+    bsub = bench.add_subparsers(dest="bench_command", metavar="COMMAND", required=True)
+    banim = _command(bsub, "animator", cmd_bench_animator,
+                     "Render frames with the built-in animator and print one JSON line.")
+    banim.add_argument("--size", type=int, default=512)
+    banim.add_argument("--threads", type=int, default=1)
+    banim.add_argument("--frames", type=int, default=500)
+    return parser
+
+
+def configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"digihuman: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("digihuman: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
