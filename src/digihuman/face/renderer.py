@@ -1,0 +1,188 @@
+"""One frame from a rig and a set of weights: mix the fields, one `cv2.remap`, paint the mouth interior.
+
+Only the head box is warped; the rest of the frame is the portrait itself, so the background stays
+pixel-identical. Buffers are allocated once per renderer; a renderer is not thread-safe (use one per
+worker thread).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from digihuman.face.rig import ROUND_SQUEEZE, WIDE_STRETCH, EyeLayer, Rig
+
+
+@dataclass(frozen=True, slots=True)
+class FaceWeights:
+    """How far each blendshape is applied. Mouth and blink in [0, 1]; head motion in [-1, 1]."""
+
+    jaw: float = 0.0
+    wide: float = 0.0
+    pucker: float = 0.0
+    closed: float = 0.0
+    blink: float = 0.0
+    roll: float = 0.0
+    nod: float = 0.0
+    turn: float = 0.0
+    breath: float = 0.0
+
+
+# The open jaw's per-pixel state, handed to the interior painter: t, opening, s (cut to the placed mouth
+# box), then the mouth-box rows and columns and the head-map rows and columns they were cut from.
+_JawState = tuple[np.ndarray, np.ndarray, np.ndarray, slice, slice, slice, slice]
+
+
+class RigRenderer:
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        x0, y0, x1, y1 = (int(v) for v in rig.head.box)
+        self._head_box = (x0, y0, x1, y1)
+        grid_x, grid_y = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+        self._base = np.ascontiguousarray(np.dstack([grid_x, grid_y]))
+        self._map = np.empty_like(self._base)
+        self._fields = [np.ascontiguousarray(f, dtype=np.float32) for f in rig.head.fields]
+        self._warped = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
+        self._image = np.ascontiguousarray(rig.image)
+        mouth = rig.mouth
+        # What the jaw motion reaches: the lens part fades as the rigid chin part takes over.
+        self._lens_part = mouth.falloff * (1.0 - mouth.chin_ramp)
+        self._chin_part = mouth.falloff * mouth.chin_ramp
+        self._inner_half = self._mouth_inner_half()
+
+    def render(self, weights: FaceWeights) -> np.ndarray:
+        """An RGB uint8 (size, size, 3) frame; a fresh array the caller may keep."""
+        warp = self._map
+        np.copyto(warp, self._base)
+        head = (weights.roll, weights.nod, weights.turn, weights.breath)
+        for field, weight in zip(self._fields, head, strict=True):
+            if weight:
+                cv2.scaleAdd(field, float(weight), warp, dst=warp)
+
+        mouth_shift = self._head_shift(self.rig.mouth.box, head)
+        jaw_state = self._add_mouth(weights, mouth_shift)
+        if weights.blink > 0.005:
+            for eye in self.rig.eyes:
+                self._add_blink(eye, min(weights.blink, 1.0), self._head_shift(eye.box, head))
+
+        cv2.remap(self._image, warp, None, cv2.INTER_LINEAR, dst=self._warped, borderMode=cv2.BORDER_REPLICATE)
+        if jaw_state is not None:
+            self._paint_interior(weights, jaw_state)
+        frame = self._image.copy()
+        x0, y0, x1, y1 = self._head_box
+        frame[y0:y1, x0:x1] = self._warped
+        return frame
+
+    # --- local layers follow the head -----------------------------------------------------------------
+
+    def _head_shift(self, box: np.ndarray, head: tuple[float, ...]) -> tuple[int, int, float, float]:
+        """How far the head motion carries a layer's centre: integer part and fractional rest."""
+        hx0, hy0, hx1, hy1 = self._head_box
+        cx = int(np.clip((box[0] + box[2]) // 2, hx0, hx1 - 1)) - hx0
+        cy = int(np.clip((box[1] + box[3]) // 2, hy0, hy1 - 1)) - hy0
+        dx = dy = 0.0
+        for field, weight in zip(self._fields, head, strict=True):
+            if weight:
+                dx -= weight * float(field[cy, cx, 0])
+                dy -= weight * float(field[cy, cx, 1])
+        ix, iy = math.floor(dx + 0.5), math.floor(dy + 0.5)
+        return ix, iy, dx - ix, dy - iy
+
+    def _place(self, box: np.ndarray, shift: tuple[int, int, float, float]) -> tuple[slice, slice, slice, slice]:
+        """Slices of the head map and of the layer's own arrays where the shifted layer lands."""
+        hx0, hy0, hx1, hy1 = self._head_box
+        x0, y0 = int(box[0]) + shift[0], int(box[1]) + shift[1]
+        x1, y1 = int(box[2]) + shift[0], int(box[3]) + shift[1]
+        cx0, cy0, cx1, cy1 = max(x0, hx0), max(y0, hy0), min(x1, hx1), min(y1, hy1)
+        return (
+            slice(cy0 - hy0, cy1 - hy0), slice(cx0 - hx0, cx1 - hx0),
+            slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0),
+        )  # fmt: skip
+
+    def _mouth_inner_half(self) -> float:
+        mouth = self.rig.mouth
+        # s is along / inner_half, so one pixel step along the mouth axis changes s by this much.
+        row = mouth.s[mouth.s.shape[0] // 2]
+        return 1.0 / max(float(np.abs(np.diff(row)).mean()), 1e-6)
+
+    def _add_mouth(self, weights: FaceWeights, shift: tuple[int, int, float, float]) -> _JawState | None:
+        mouth = self.rig.mouth
+        stretch = WIDE_STRETCH * weights.wide - ROUND_SQUEEZE * weights.pucker
+        closed = min(max(weights.closed, 0.0), 1.0)
+        jaw = min(max(weights.jaw, 0.0), 1.3)
+        if not (stretch or closed or jaw > 0.002):
+            return None
+        map_rows, map_cols, rows, cols = self._place(mouth.box, shift)
+        target = self._map[map_rows, map_cols]
+        right_x, right_y = float(-mouth.down[1]), float(mouth.down[0])
+        frac_along = shift[2] * right_x + shift[3] * right_y
+        frac_across = shift[2] * float(mouth.down[0]) + shift[3] * float(mouth.down[1])
+        if stretch:
+            target += stretch * mouth.horizontal[rows, cols]
+        if closed:
+            target += closed * mouth.closed[rows, cols]
+        if jaw <= 0.002:
+            return None
+        # Where each output pixel sits relative to the (stretched, sub-pixel shifted) mouth.
+        s = mouth.s[rows, cols] - stretch * mouth.s_bump[rows, cols] - frac_along / self._inner_half
+        lens = np.sqrt(np.clip(1.0 - s * s, 0.0, 1.0))
+        opening = (lens * self._lens_part[rows, cols] + self._chin_part[rows, cols]) * (jaw * self.rig.jaw_px)
+        t = mouth.t[rows, cols] - frac_across
+        moved = np.minimum(np.maximum(t, 0.0), opening)
+        target[..., 0] -= moved * float(mouth.down[0])
+        target[..., 1] -= moved * float(mouth.down[1])
+        return (t, opening, s, rows, cols, map_rows, map_cols)
+
+    def _add_blink(self, eye: EyeLayer, blink: float, shift: tuple[int, int, float, float]) -> None:
+        map_rows, map_cols, rows, cols = self._place(eye.box, shift)
+        down_x, down_y = float(eye.down[0]), float(eye.down[1])
+        below = eye.below_lid[rows, cols] - (shift[2] * down_x + shift[3] * down_y)
+        # A touch past the rest gap so the lashes meet the lower lid with no sliver of eye left.
+        lid = (1.06 * blink) * eye.gap[rows, cols]
+        reach, lash = float(eye.params[0]), float(eye.params[1])
+        # From `reach` above the lashes down to the lash band, the lid skin stretches linearly; the
+        # lashes move down whole; below the lowered lid edge the eye itself shows, unmoved.
+        stretch = np.clip((below + reach) / (lid + reach - lash), 0.0, 1.0)
+        over_eye = np.clip(lid - below + 0.5, 0.0, 1.0)
+        drag = lid * stretch * over_eye
+        target = self._map[map_rows, map_cols]
+        target[..., 0] -= drag * down_x
+        target[..., 1] -= drag * down_y
+
+    # --- mouth interior ---------------------------------------------------------------------------------
+
+    def _paint_interior(self, weights: FaceWeights, jaw_state: _JawState) -> None:
+        mouth = self.rig.mouth
+        t, opening, s, rows, cols, map_rows, map_cols = jaw_state
+        cbox = mouth.cavity_box
+        top, bottom = max(int(cbox[1]), rows.start), min(int(cbox[3]), rows.stop)
+        left, right = max(int(cbox[0]), cols.start), min(int(cbox[2]), cols.stop)
+        if bottom <= top or right <= left:
+            return
+        cut = (slice(top - rows.start, bottom - rows.start), slice(left - cols.start, right - cols.start))
+        t_c, open_c, s_c = t[cut], opening[cut], s[cut]
+        to_map_y, to_map_x = map_rows.start - rows.start, map_cols.start - cols.start
+        region = self._warped[top + to_map_y : bottom + to_map_y, left + to_map_x : right + to_map_x]
+        above_lip = open_c - t_c  # distance up from the lowered lower lip
+        alpha = np.clip(above_lip, 0.0, 1.0) * np.clip(t_c + 0.5, 0.0, 1.0) * np.clip(open_c, 0.0, 1.0)
+        if not alpha.any():
+            return
+        throat, tongue, teeth = mouth.colours
+        upper_teeth, teeth_px, _ = (float(v) for v in mouth.params)
+        lens = np.sqrt(np.clip(1.0 - s_c * s_c, 0.0, 1.0))
+        # A dark throat; the tongue rises into view above the lower lip as the jaw drops; the corners
+        # are in shadow. Lower teeth are a faint hint: the lower lip hides most of them in speech.
+        tongue_part = np.clip(1.0 - above_lip / (0.5 * open_c + 1.0), 0.0, 1.0) * min(1.0, 1.6 * weights.jaw)
+        colour = throat + tongue_part[..., None] * (tongue - throat)
+        front = np.clip((0.8 - np.abs(s_c)) / 0.25, 0.0, 1.0)
+        cover = np.clip(1.0 - above_lip / teeth_px, 0.0, 1.0) * front * (0.35 * min(1.0, 2.0 * weights.jaw))
+        if upper_teeth:
+            upper = np.clip(1.0 - np.maximum(t_c, 0.0) / teeth_px, 0.0, 1.0) * front * 0.9
+            cover = np.maximum(cover, upper)
+        colour += cover[..., None] * (teeth - colour)
+        colour *= (0.6 + 0.4 * lens)[..., None]
+        blended = region + alpha[..., None] * (colour - region)
+        region[...] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)

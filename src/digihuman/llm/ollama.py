@@ -1,0 +1,202 @@
+"""Ollama's native chat API (`POST /api/chat`, NDJSON streaming) through the official `ollama` client.
+
+The official AsyncClient covers the protocol (NDJSON parsing, plain-base64 images, `think`, `options`,
+`keep_alive`, mid-stream `{"error": ...}` lines as ResponseError). What it leaves to us is what a voice needs on
+top: a deadline for the first spoken token, retries while the server is busy, one-line errors that name the fix,
+and the reply guard (reasoning never spoken, loops cut).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+import ollama
+from pydantic import ValidationError
+
+from digihuman.config import LLMSettings
+from digihuman.llm.base import LLMError, Message, Usage
+from digihuman.llm.guard import ReplyGuard
+from digihuman.llm.transport import ServerBusy, http_timeout, next_within, retry_busy
+
+logger = logging.getLogger(__name__)
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def keep_alive_value(setting: str) -> str | float:
+    """Ollama takes a duration ("10m", "-1h") or a number of seconds (negative = forever, 0 = unload)."""
+    setting = setting.strip()
+    if _NUMBER.fullmatch(setting):
+        number = float(setting)
+        return int(number) if number.is_integer() else number
+    return setting
+
+
+def wire_message(message: Message) -> dict[str, Any]:
+    """A chat message as the client takes it; JPEG bytes go out as plain base64 (no data: prefix)."""
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.images:
+        wire["images"] = list(message.images)
+    return wire
+
+
+class OllamaLLM:
+    """An LLM/VLM served by Ollama."""
+
+    name = "ollama"
+
+    def __init__(self, settings: LLMSettings, *, busy_backoff_s: float = 0.5) -> None:
+        self.model = settings.model
+        self.settings = settings
+        self.url = settings.url.rstrip("/")
+        self._busy_backoff_s = busy_backoff_s
+        self._client = ollama.AsyncClient(host=self.url, timeout=http_timeout(settings.request_timeout_s))
+
+    async def stream(self, messages: Sequence[Message], usage: Usage | None = None) -> AsyncIterator[str]:
+        usage = usage if usage is not None else Usage()
+        usage.images = sum(len(m.images) for m in messages)
+        started = time.monotonic()
+        guard = ReplyGuard(usage, model=self.model, token_budget=self.settings.num_predict, started=started)
+        request = {
+            "model": self.model,
+            "messages": [wire_message(m) for m in messages],
+            "stream": True,
+            # Thinking would be discarded anyway; asking for none saves the whole think time.
+            "think": False,
+            "options": {"num_predict": self.settings.num_predict, "temperature": self.settings.temperature},
+            "keep_alive": keep_alive_value(self.settings.keep_alive),
+        }
+        deadline = started + self.settings.first_token_timeout_s
+
+        async def open_stream() -> tuple[AsyncIterator[ollama.ChatResponse], ollama.ChatResponse | None]:
+            nonlocal deadline
+            deadline = time.monotonic() + self.settings.first_token_timeout_s
+            chunks = await self._client.chat(**request)
+            try:
+                return chunks, await self._next(chunks, guard, deadline)
+            except BaseException:
+                await chunks.aclose()
+                raise
+
+        chunks, chunk = await retry_busy(
+            open_stream, retries=self.settings.busy_retries, base_delay_s=self._busy_backoff_s, server=self._where
+        )
+        final: ollama.ChatResponse | None = None
+        content_chunks = 0
+        try:
+            while chunk is not None:
+                message = chunk.message
+                if message is not None:
+                    guard.thinking(message.thinking or "")
+                    if message.content:
+                        content_chunks += 1
+                        if text := guard.content(message.content):
+                            yield text
+                if guard.stopped:
+                    break  # closing the stream below makes Ollama stop generating
+                if chunk.done:
+                    final = chunk
+                    break
+                chunk = await self._next(chunks, guard, deadline)
+        finally:
+            await chunks.aclose()
+        if final is None and not guard.stopped:
+            logger.warning("Ollama at %s ended the stream without a final 'done' object", self.url)
+        self._fill_usage(usage, final, started, content_chunks)
+        if tail := guard.finish(self._done_reason(final)):
+            yield tail
+
+    async def preload(self) -> None:
+        """Load the model now (a chat request with no messages answers done_reason "load")."""
+
+        async def load() -> ollama.ChatResponse:
+            try:
+                return await self._client.chat(
+                    model=self.model, messages=[], keep_alive=keep_alive_value(self.settings.keep_alive)
+                )
+            except Exception as exc:
+                raise self._error(exc) from None
+
+        started = time.monotonic()
+        reply = await retry_busy(
+            load, retries=self.settings.busy_retries, base_delay_s=self._busy_backoff_s, server=self._where
+        )
+        logger.info(
+            "Ollama loaded %s in %.1f s (done_reason=%s)", self.model, time.monotonic() - started, reply.done_reason
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    @property
+    def _where(self) -> str:
+        return f"Ollama at {self.url}"
+
+    async def _next(
+        self, chunks: AsyncIterator[ollama.ChatResponse], guard: ReplyGuard, deadline: float
+    ) -> ollama.ChatResponse | None:
+        """The next stream object (None at the end); until something is spoken, within the first-token deadline."""
+        timeout = None if guard.spoken else deadline - time.monotonic()
+        try:
+            return await next_within(chunks, timeout)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise guard.first_token_timeout(self.settings.first_token_timeout_s) from None
+        except Exception as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: Exception) -> LLMError:
+        """One line that says what went wrong and what to do about it."""
+        if isinstance(exc, LLMError):
+            return exc
+        if isinstance(exc, ollama.ResponseError):
+            status, text = exc.status_code, str(exc.error).strip()
+            if status == 404 and "model" in text.lower():
+                return LLMError(f"Ollama has no model '{self.model}': run `ollama pull {self.model}` ({text})")
+            if status == 404:
+                return LLMError(f"{self.url} does not serve Ollama's /api/chat (404): check llm.url")
+            if status in (429, 503):
+                return ServerBusy(f"{status}: {text}")
+            if status == -1:  # an {"error": ...} line inside a 200 stream
+                return LLMError(f"Ollama failed mid-reply with {self.model}: {text}")
+            return LLMError(f"{self._where} answered HTTP {status} for {self.model}: {text}")
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, ConnectionError)):
+            return LLMError(
+                f"cannot reach Ollama at {self.url}: start it with `ollama serve` (or set llm.url to where it runs)"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return LLMError(
+                f"{self._where} sent nothing for {self.settings.request_timeout_s:g} s (llm.request_timeout_s)"
+            )
+        if isinstance(exc, httpx.HTTPError):
+            return LLMError(f"the connection to {self._where} broke: {exc or type(exc).__name__}")
+        if isinstance(exc, (json.JSONDecodeError, ValidationError)):
+            return LLMError(f"{self._where} sent a malformed stream line: {str(exc).splitlines()[0]}")
+        raise exc
+
+    def _done_reason(self, final: ollama.ChatResponse | None) -> str:
+        return (final.done_reason or "stop") if final is not None else "incomplete"
+
+    def _fill_usage(
+        self, usage: Usage, final: ollama.ChatResponse | None, started: float, content_chunks: int
+    ) -> None:
+        """Counts and durations from the final object (nanoseconds), else from our own clock."""
+        elapsed = time.monotonic() - started
+        if final is None:
+            usage.completion_tokens = content_chunks
+            usage.duration_s = elapsed
+        else:
+            usage.prompt_tokens = final.prompt_eval_count or 0
+            usage.completion_tokens = final.eval_count or content_chunks
+            usage.duration_s = final.total_duration / 1e9 if final.total_duration else elapsed
+            if final.eval_count and final.eval_duration:
+                usage.tokens_per_s = final.eval_count / (final.eval_duration / 1e9)
+        if not usage.tokens_per_s and usage.first_token_s is not None and elapsed > usage.first_token_s:
+            usage.tokens_per_s = usage.completion_tokens / (elapsed - usage.first_token_s)

@@ -1,0 +1,335 @@
+"""The MP4 recorder: a Sink that writes one turn's frames and audio to an H.264 + AAC file.
+
+Timestamps come from the turn's timeline, so the file is laid out as the turn would play: gaps in the
+audio become silence, missing frames repeat the last one, and the shorter stream is padded so audio and
+video end together. Encoding runs on a worker thread; the file appears at its path only when complete
+(written to a hidden temporary file next to it, then renamed), so a cancelled or failed recording leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import math
+import os
+import queue
+import tempfile
+import threading
+import uuid
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digihuman.audio.player import PcmResampler
+from digihuman.errors import UserError
+from digihuman.media import AudioChunk, VideoFrame
+
+logger = logging.getLogger(__name__)
+
+AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+DEFAULT_AAC_RATE = 48000
+QUEUE_LIMIT = 64  # items between the event loop and the encoder: bounds memory if encoding falls behind
+
+
+class OutputPathError(UserError):
+    """The recording cannot be written where the user asked."""
+
+
+def check_writable(path: Path | str) -> Path:
+    """Make sure an MP4 can be written at `path` (creating its folder); raise OutputPathError if not.
+
+    Call it before any slow work starts, so a typo in the path fails in a second, not after a reply.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise OutputPathError(
+            f"cannot record to {path}: it is a folder; give a file name such as {path / 'reply.mp4'}"
+        )
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(
+            f"cannot record to {path}: cannot create the folder {parent} ({exc.strerror or exc}); "
+            "choose another path"
+        ) from exc
+    try:
+        # A real write test: permission bits say little for root or read-only file systems.
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise OutputPathError(
+            f"cannot record to {path}: the folder {parent} is not writable ({exc.strerror or exc}); "
+            "choose another path"
+        ) from exc
+    return path
+
+
+class _Mp4Writer:
+    """The encoder proper; lives entirely on the worker thread."""
+
+    def __init__(self, tmp_path: Path, fps: int, size: int, sample_rate: int | None, crf: int, preset: str):
+        self.tmp_path = tmp_path
+        self.fps = fps
+        self.size = size
+        self.requested_rate = sample_rate
+        self.crf = crf
+        self.preset = preset
+        self.container: Any = None
+        self.video: Any = None
+        self.audio: Any = None
+        self.timeline: PcmResampler | None = None
+        self.audio_samples = 0
+        self.next_frame_index = 0
+        self.last_frame: Any = None  # the last encoded picture, already yuv420p at the output size
+        self.early_frames: list[VideoFrame] = []  # frames that came before the audio told us its rate
+
+    @property
+    def rate(self) -> int:
+        return self.timeline.rate if self.timeline is not None else 0
+
+    def add_audio(self, chunk: AudioChunk) -> None:
+        if self.container is None:
+            rate = self.requested_rate or (
+                chunk.sample_rate if chunk.sample_rate in AAC_RATES else DEFAULT_AAC_RATE
+            )
+            self._open(rate)
+        assert self.timeline is not None
+        for piece in self.timeline.add(chunk):
+            self._encode_audio(piece)
+
+    def add_frame(self, frame: VideoFrame) -> None:
+        if self.container is None:
+            # Hold a second of frames for the first audio chunk to fix the AAC rate, then stop waiting.
+            self.early_frames.append(frame)
+            if len(self.early_frames) <= self.fps:
+                return
+            self._open(self.requested_rate or DEFAULT_AAC_RATE)
+            return
+        self._encode_frame(frame)
+
+    def finish(self) -> None:
+        """Pad the shorter stream so both end together, flush the encoders and close the file."""
+        if self.container is None:
+            self._open(self.requested_rate or DEFAULT_AAC_RATE)
+        assert self.timeline is not None
+        for piece in self.timeline.flush():
+            self._encode_audio(piece)
+        if self.last_frame is None:  # a turn with sound but no face: black picture
+            black = np.zeros((self.size, self.size, 3), np.uint8)
+            self._encode_frame(VideoFrame(black, 0.0))
+        audio_s = self.audio_samples / self.rate
+        total_frames = max(self.next_frame_index, math.ceil(audio_s * self.fps - 1e-9))
+        self._repeat_last_frame_until(total_frames)
+        missing_audio = round(total_frames / self.fps * self.rate) - self.audio_samples
+        if missing_audio > 0:
+            self._encode_audio(np.zeros(missing_audio, np.float32))
+        for packet in self.video.encode(None):
+            self.container.mux(packet)
+        for packet in self.audio.encode(None):
+            self.container.mux(packet)
+        self.container.close()
+        self.container = None
+
+    def abort(self) -> None:
+        if self.container is not None:
+            try:
+                self.container.close()
+            except Exception:  # already failing: the temporary file is deleted anyway
+                logger.debug("closing an aborted recording failed", exc_info=True)
+            self.container = None
+
+    def _open(self, rate: int) -> None:
+        import av
+
+        self.container = av.open(str(self.tmp_path), "w", format="mp4", options={"movflags": "+faststart"})
+        self.video = self.container.add_stream(
+            "libx264", rate=self.fps, options={"crf": str(self.crf), "preset": self.preset}
+        )
+        self.video.width = self.size
+        self.video.height = self.size
+        self.video.pix_fmt = "yuv420p"
+        self.audio = self.container.add_stream("aac", rate=rate, layout="mono")
+        self.timeline = PcmResampler(rate)
+        early, self.early_frames = self.early_frames, []
+        for frame in early:
+            self._encode_frame(frame)
+
+    def _encode_audio(self, pcm: np.ndarray) -> None:
+        import av
+
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[None, :]), format="flt", layout="mono")
+        frame.sample_rate = self.rate
+        frame.pts = self.audio_samples
+        frame.time_base = Fraction(1, self.rate)
+        self.audio_samples += len(pcm)
+        for packet in self.audio.encode(frame):
+            self.container.mux(packet)
+
+    def _encode_frame(self, frame: VideoFrame) -> None:
+        import av
+
+        index = round(frame.pts_s * self.fps)
+        if index < self.next_frame_index:
+            return  # late or duplicate: that slot is already in the file
+        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.image[..., :3]), format="rgb24")
+        picture = picture.reformat(width=self.size, height=self.size, format="yuv420p")
+        if self.last_frame is None:
+            self.last_frame = picture  # nothing came before the first frame: it stands in for the start
+        self._repeat_last_frame_until(index)
+        self.last_frame = picture
+        self._encode_picture(picture)
+
+    def _repeat_last_frame_until(self, index: int) -> None:
+        while self.next_frame_index < index:
+            self._encode_picture(self.last_frame)
+
+    def _encode_picture(self, picture: Any) -> None:
+        picture.pts = self.next_frame_index
+        picture.time_base = Fraction(1, self.fps)
+        self.next_frame_index += 1
+        for packet in self.video.encode(picture):
+            self.container.mux(packet)
+
+
+class Mp4Recorder:
+    """A Sink that records one turn to `path` (H.264 yuv420p + AAC mono, faststart)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        fps: int = 25,
+        size: int = 512,
+        sample_rate: int | None = None,
+        crf: int = 21,
+        preset: str = "veryfast",
+    ) -> None:
+        self.path = check_writable(path)
+        self.fps = fps
+        self.size = size
+        self.sample_rate = sample_rate
+        self._crf = crf
+        self._preset = preset
+        self._turn_id: int | None = None
+        self._state = "idle"  # idle -> recording -> ended | cancelled
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=QUEUE_LIMIT)
+        self._cancelled = threading.Event()
+        self._result: concurrent.futures.Future[Path] = concurrent.futures.Future()
+        self._worker: threading.Thread | None = None
+        self._written_s = 0.0
+        self.encoded_frames = 0
+
+    # -- Sink ----------------------------------------------------------------------------------------
+
+    def begin_turn(self, turn_id: int) -> None:
+        if self._state != "idle":
+            raise RuntimeError("an Mp4Recorder records one turn; make a new one for the next turn")
+        self._turn_id = turn_id
+        self._state = "recording"
+        tmp_path = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.part")
+        self._worker = threading.Thread(target=self._run, args=(tmp_path,), name="mp4-recorder", daemon=True)
+        self._worker.start()
+
+    async def write_audio(self, chunk: AudioChunk) -> None:
+        await self._submit("audio", chunk, chunk.turn_id)
+
+    async def write_frame(self, frame: VideoFrame) -> None:
+        await self._submit("frame", frame, frame.turn_id)
+
+    async def end_turn(self, turn_id: int) -> None:
+        """Finish the file and move it into place; raises what went wrong while encoding."""
+        if turn_id != self._turn_id or self._state != "recording":
+            return
+        await self._finish()
+
+    def cancel_turn(self, turn_id: int) -> float:
+        if turn_id == self._turn_id and self._state == "recording":
+            self._state = "cancelled"
+            self._cancelled.set()
+            # When the queue is full, the worker sees the flag before its next item anyway.
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(("cancel", None))
+        return self._written_s
+
+    def played_s(self, turn_id: int) -> float:
+        return self._written_s if turn_id == self._turn_id else 0.0
+
+    async def aclose(self) -> None:
+        """Save a turn that was never ended (what was written so far); wait for the worker to stop."""
+        if self._state == "recording":
+            await self._finish()
+        if self._worker is not None:
+            await asyncio.to_thread(self._worker.join)
+            self._worker = None
+
+    # -- feeding the worker --------------------------------------------------------------------------
+
+    async def _submit(self, kind: str, item: Any, turn_id: int) -> None:
+        if self._state == "idle":
+            self.begin_turn(turn_id)  # tolerate a caller that skipped begin_turn
+        if self._state != "recording" or turn_id != self._turn_id:
+            return  # stale chunk, or the turn is over
+        if self._result.done():
+            self._result.result()  # the encoder failed: raise that now rather than at the end
+        try:
+            self._queue.put_nowait((kind, item))
+        except queue.Full:
+            await asyncio.to_thread(self._put_waiting, (kind, item))
+
+    def _put_waiting(self, item: tuple[str, Any]) -> None:
+        # Waits for room, but never forever: a worker that stopped (cancel, error) no longer drains.
+        while not self._result.done() and not self._cancelled.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    async def _finish(self) -> None:
+        self._state = "ended"
+        await asyncio.to_thread(self._put_waiting, ("end", None))
+        await asyncio.wrap_future(self._result)
+
+    # -- the worker thread ---------------------------------------------------------------------------
+
+    def _run(self, tmp_path: Path) -> None:
+        writer = _Mp4Writer(tmp_path, self.fps, self.size, self.sample_rate, self._crf, self._preset)
+        try:
+            while True:
+                kind, item = self._queue.get()
+                if self._cancelled.is_set() or kind == "cancel":
+                    raise _Cancelled
+                if kind == "audio":
+                    writer.add_audio(item)
+                    self._written_s = writer.audio_samples / writer.rate
+                elif kind == "frame":
+                    writer.add_frame(item)
+                    self.encoded_frames = writer.next_frame_index
+                elif kind == "end":
+                    writer.finish()
+                    self._written_s = writer.audio_samples / writer.rate
+                    self.encoded_frames = writer.next_frame_index
+                    os.replace(tmp_path, self.path)
+                    logger.info("recorded %s (%.2f s)", self.path, self._written_s)
+                    self._result.set_result(self.path)
+                    return
+        except _Cancelled:
+            logger.debug("recording to %s cancelled", self.path)
+            self._result.set_result(self.path)
+        except OSError as exc:
+            self._result.set_exception(
+                OutputPathError(f"cannot write the recording {self.path}: {exc.strerror or exc}")
+            )
+        except BaseException as exc:
+            self._result.set_exception(exc)
+        writer.abort()
+        tmp_path.unlink(missing_ok=True)
+
+
+class _Cancelled(Exception):
+    """The turn was cancelled: stop encoding and delete the temporary file."""
