@@ -119,6 +119,8 @@ class Director:
 
     def observe(self, frame: CameraFrame) -> None:
         """A sampled camera frame; the K most recent go with the next request."""
+        if self._frames and self._frames[-1].t_s == frame.t_s:
+            return  # a scene event carries a frame that was usually observed already
         self._frames.append(frame)
 
     def on_scene(self, event: SceneEvent) -> None:

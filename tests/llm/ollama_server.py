@@ -257,7 +257,9 @@ class OllamaTestServer:
         return f"http://{host}:{port}"
 
     def start(self) -> OllamaTestServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="ollama-test-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="ollama-test-server", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -10,6 +10,7 @@ group.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -190,8 +191,10 @@ class SubprocessFace:
             asyncio.create_task(read_tail(process.stdout)),
             asyncio.create_task(read_tail(process.stderr)),
         ]
+        finished = False
         try:
             await asyncio.wait_for(process.wait(), self.params.timeout_s)
+            finished = True
         except TimeoutError:
             kill_group(process)
             await process.wait()
@@ -204,6 +207,9 @@ class SubprocessFace:
             raise
         finally:
             self._running.discard(process)
+            if not finished:  # killed: its output is of no further use
+                for reader in readers:
+                    reader.cancel()
         kill_group(process)  # leftovers (an ffmpeg it started) would hold the pipes open
         stdout, stderr = await asyncio.gather(*readers)
         return JobResult(process.returncode or 0, stdout, stderr)
@@ -287,7 +293,8 @@ def iter_video_frames(path: Path, count: int, fps: int, size: int) -> Iterator[n
         stream.thread_type = "AUTO"
         decoded = container.decode(stream)
         first_s: float | None = None
-        shown: np.ndarray | None = None
+        shown: Any = None  # the av.VideoFrame on screen at the current output time
+        image: np.ndarray | None = None  # ... converted, once, however often it repeats
         upcoming = next(decoded, None)
         for index in range(count):
             due_s = index / fps
@@ -296,13 +303,15 @@ def iter_video_frames(path: Path, count: int, fps: int, size: int) -> Iterator[n
                 if first_s is None:
                     first_s = upcoming_s
                 # Half a frame of slack: a 25 fps source resampled to 25 fps maps frame for frame.
-                if upcoming_s - first_s > due_s + 0.5 / fps and shown is not None:
+                if shown is not None and upcoming_s - first_s > due_s + 0.5 / fps:
                     break
-                shown = fit_square(upcoming.to_ndarray(format="rgb24"), size)
+                shown, image = upcoming, None
                 upcoming = next(decoded, None)
             if shown is None:
                 raise BackendError(f"the face video {path.name} has no frames")
-            yield shown
+            if image is None:
+                image = fit_square(shown.to_ndarray(format="rgb24"), size)
+            yield image
     finally:
         container.close()
 
@@ -328,7 +337,5 @@ async def read_tail(stream: asyncio.StreamReader) -> str:
 
 def kill_group(process: asyncio.subprocess.Process) -> None:
     """SIGKILL the process's whole group (it leads its own session); quiet when it is already gone."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

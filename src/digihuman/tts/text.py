@@ -466,15 +466,29 @@ _CJK_TEXT = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
 
 def _tidy(line: str) -> str:
     line = _SPACES.sub(" ", line).strip()
-    # Removals leave "funny ." or "Hi. . Bye" or ", okay" behind.
-    line = re.sub(r"\s+([,.!?;:…]+)(?=\s|$)", r"\1", line)
-    line = re.sub(r"([.!?。！？…,，;；:：、])\s+[,.，。;；:：、]+(?=\s|$)", r"\1", line)
-    line = re.sub(r"([.!?。！？…,，;；:：、])[,，、]+", r"\1", line)
-    line = re.sub(r"^(?:[\s,，。;；:：、]|\.(?!\w))+", "", line)
+    # Removals leave "funny (laughs)." as "funny .", "Hi. (waves). Bye" as "Hi. . Bye", ", okay" and ":.".
+    line = re.sub(r"\s+(?=[,.!?;:…]+(?:\s|$))", "", line)
+    line = re.sub(rf"(?<=[.,;:!?…{_CJK_PUNCTUATION}])\s+(?=[.,;:!?…{_CJK_PUNCTUATION}])", "", line)
+    line = _PUNCTUATION_RUN.sub(_one_mark, line)
+    line = re.sub(r"^(?:[\s,，。;；:：、!?！？]|\.(?!\w))+", "", line)
     # Spaces next to CJK text and punctuation are layout, not pauses.
     line = re.sub(rf"(?<=[{_CJK_PUNCTUATION}])\s+|\s+(?=[{_CJK_PUNCTUATION}])", "", line)
     line = re.sub(rf"(?<=[{_CJK_TEXT}])\s+(?=[{_CJK_TEXT}])", "", line)
     return line.strip()
+
+
+_PUNCTUATION_RUN = re.compile(r"[,.;:!?，。；：、！？]{2,}")
+
+
+def _one_mark(match: re.Match[str]) -> str:
+    """One mark for a run that removals left behind; keeps real runs such as "...", "?!" and "！！"."""
+    run = match.group(0)
+    if set(run) == {"."}:
+        return run if len(run) >= 3 else "."
+    if set(run) <= set("!?！？"):
+        return run
+    terminals = [c for c in run if c in ".!?。！？"]
+    return terminals[0] if terminals else run[0]
 
 
 def _join_lines(lines: list[str]) -> str:
