@@ -43,18 +43,20 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
-WORDS = """
+_WORD_LIST = """
 the a an and or but so if then when where what who how why yes no not very more most less some any
-all each every many much few one two three four five six seven eight nine ten first last next new old
-good great small large long short high low little big right left near far here there now today
-tomorrow yesterday morning evening night day week year time place home house room door window table chair
-book page word story song music sound voice light color red blue green yellow white black warm cold
-water tea coffee bread apple orange rice soup cake friend family mother father child people person
-name city street park garden tree flower sun moon star sky rain snow wind river sea mountain road car
-train bus walk run talk speak listen look see watch read write think know learn remember like love
-want need help give take make go come stay sit stand open close start stop play work rest sleep
-happy sad calm kind gentle quiet bright soft clear simple easy hard nice fine sure really maybe
-""".split()
+all each every many much few one two three four five six seven eight nine ten first last next new
+old good great small large long short high low little big right left near far here there now today
+tomorrow yesterday morning evening night day week year time place home house room door window table
+chair book page word story song music sound voice light color red blue green yellow white black warm
+cold water tea coffee bread apple orange rice soup cake friend family mother father child people
+person name city street park garden tree flower sun moon star sky rain snow wind river sea mountain
+road car train bus walk run talk speak listen look see watch read write think know learn remember
+like love want need help give take make go come stay sit stand open close start stop play work rest
+sleep happy sad calm kind gentle quiet bright soft clear simple easy hard nice fine sure really
+maybe
+"""
+WORDS = _WORD_LIST.split()
 
 
 def cache_dir() -> Path:

@@ -296,6 +296,7 @@ class Written:
 class TurnPlayback:
     """One turn's playback: audio plays at 1x from when it is written, stalling when the buffer runs dry."""
 
+    begun_at: float = 0.0
     buffered_s: float = 0.0
     position_s: float = 0.0
     last_update: float = 0.0
@@ -333,7 +334,7 @@ class FakeSink:
     def begin_turn(self, turn_id: int) -> None:
         self.current = turn_id
         self.begun.append(turn_id)
-        self.turns[turn_id] = TurnPlayback(last_update=now())
+        self.turns[turn_id] = TurnPlayback(begun_at=now(), last_update=now())
 
     def _accept(self, item: Written) -> TurnPlayback | None:
         turn = self.turns.get(item.turn_id)

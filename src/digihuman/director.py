@@ -256,11 +256,7 @@ class Director:
                 usage=usage,
                 metrics=metrics,
             )
-            result = await self._perform(turn, observation=trigger.kind)
-            if result.text_spoken:
-                self.stats.spoken += 1
-            if result.status == "failed":
-                self.stats.failed += 1
+            await self._perform(turn, observation=trigger.kind)
         except asyncio.CancelledError:
             if not handed_over:
                 self.stats.superseded += 1
@@ -282,6 +278,9 @@ class Director:
             self._turn = None
             result = turn.result
             if result is not None:
+                if result.trigger == "proactive":
+                    self.stats.spoken += bool(result.text_spoken)
+                    self.stats.failed += result.status == "failed"
                 if result.text_spoken and observation is not None:
                     self.memory.add_observation(observation)
                 self.memory.add_assistant(result.text_spoken)

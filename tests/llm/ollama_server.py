@@ -10,8 +10,9 @@ Requests are validated like the real server (400 on bad JSON, images must be pla
 data URLs on /v1, `think:true` on a model that cannot think, bad keep_alive durations; 404 for a model that is
 not pulled) and recorded in `server.requests`, so tests can assert what the adapter sent.
 
-The model name selects a scripted behaviour (see MODELS). Start it from tests with `OllamaTestServer().start()`
-or from a shell: `python -m tests.llm.ollama_server --port 11434`. It needs only the standard library.
+The model name selects a scripted behaviour (see MODELS). Start it from tests with
+`OllamaTestServer().start()` or from a shell: `python -m tests.llm.ollama_server --port 11434`.
+It needs only the standard library.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ BUSY_ERROR = "server busy, please try again.  maximum pending requests exceeded"
 MID_STREAM_ERROR = "an error was encountered while running the model: unexpected EOF"
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 # One "token": a CJK character, a word with its trailing space, or a run of whitespace.
-_TOKEN = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]|[^\s\u3000-\u303f\u3400-\u9fff\uff00-\uffef]+\s*|\s+")
+_TOKEN = re.compile(
+    r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]|[^\s\u3000-\u303f\u3400-\u9fff\uff00-\uffef]+\s*|\s+"
+)
 _DURATION = re.compile(r"^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
 _BASE64_ALPHABET = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
@@ -150,7 +153,19 @@ def _slow_thinker(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
 
 def _think_tags(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
     # Reasoning inside the content, with both tags split across tokens, as some templates produce it.
-    for piece in ("<th", "ink>", "The user", " wants a", " greeting", ".</thi", "nk>", "\n\n", "Hello", " from", " tags."):
+    for piece in (
+        "<th",
+        "ink>",
+        "The user",
+        " wants a",
+        " greeting",
+        ".</thi",
+        "nk>",
+        "\n\n",
+        "Hello",
+        " from",
+        " tags.",
+    ):
         yield Step("say", piece)
 
 
@@ -166,7 +181,15 @@ def _slow_first_token(server: OllamaTestServer, call: ChatCall) -> Iterator[Step
 
 def _long(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
     # Endless but never repeating: for throughput and budget tests.
-    topics = ("the river", "a quiet morning", "green tea", "the old bridge", "city lights", "a long walk", "rain")
+    topics = (
+        "the river",
+        "a quiet morning",
+        "green tea",
+        "the old bridge",
+        "city lights",
+        "a long walk",
+        "rain",
+    )
     number = 0
     while True:
         number += 1
@@ -243,7 +266,9 @@ class OllamaTestServer:
         self.token_delay_s = token_delay_s
         self.slow_first_token_s = slow_first_token_s
         self.busy_failures = busy_failures
-        self.reasoning_field = reasoning_field  # "reasoning" (Ollama, vLLM) or "reasoning_content" (llama.cpp)
+        self.reasoning_field = (
+            reasoning_field  # "reasoning" (Ollama, vLLM) or "reasoning_content" (llama.cpp)
+        )
         self.requests: list[RecordedRequest] = []
         self._busy_answered: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -258,7 +283,10 @@ class OllamaTestServer:
 
     def start(self) -> OllamaTestServer:
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="ollama-test-server", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="ollama-test-server",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -335,9 +363,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 def _validate_think(value: Any, model_name: str, model: Model) -> bool | str | None:
-    if value is None or isinstance(value, bool):
-        think = value
-    elif value in ("low", "medium", "high"):
+    if value is None or isinstance(value, bool) or value in ("low", "medium", "high"):
         think = value
     else:
         raise HTTPFailure(400, f"invalid think value: {json.dumps(value)}")
@@ -368,10 +394,17 @@ def _native_call(body: Any, server: OllamaTestServer) -> tuple[Model, ChatCall]:
     model = server.model(name, openai=False)
     messages, images = [], 0
     for message in body.get("messages") or []:
-        if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant", "tool"):
+        if not isinstance(message, dict) or message.get("role") not in (
+            "system",
+            "user",
+            "assistant",
+            "tool",
+        ):
             raise HTTPFailure(400, "invalid message: role must be system, user, assistant or tool")
         if not isinstance(message.get("content", ""), str):
-            raise HTTPFailure(400, "json: cannot unmarshal array into Go struct field Message.messages.content")
+            raise HTTPFailure(
+                400, "json: cannot unmarshal array into Go struct field Message.messages.content"
+            )
         for image in message.get("images") or []:
             bad = _first_bad_base64_byte(image) if isinstance(image, str) else 0
             if bad is not None:
@@ -403,7 +436,12 @@ def _openai_call(body: Any, server: OllamaTestServer) -> tuple[Model, ChatCall]:
     model = server.model(name, openai=True)
     messages, images = [], 0
     for message in body.get("messages") or []:
-        if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant", "tool"):
+        if not isinstance(message, dict) or message.get("role") not in (
+            "system",
+            "user",
+            "assistant",
+            "tool",
+        ):
             raise HTTPFailure(400, "invalid message role")
         content = message.get("content", "")
         if isinstance(content, str):
@@ -510,7 +548,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not call.messages:
             keep_alive = body.get("keep_alive")
             reason = "unload" if keep_alive in (0, "0", "0s") else "load"
-            reply = {"model": call.model, "created_at": _now(), "message": {"role": "assistant", "content": ""}}
+            reply = {
+                "model": call.model,
+                "created_at": _now(),
+                "message": {"role": "assistant", "content": ""},
+            }
             self._send_json(200, {**reply, "done_reason": reason, "done": True})
             return
         self.app.check_busy(call.model)
@@ -518,17 +560,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._native_whole(model, call, started)
             return
         self._start_stream("application/x-ndjson")
-        eval_count = 0
-        self._first_token_ns = 0
-        for step in self.app.steps(model, call):
+        first_token = 0
+        for eval_count, step in enumerate(self.app.steps(model, call)):
             if step.kind == "error":
                 self._write_chunk(json.dumps({"error": step.text}) + "\n")
                 break
             if step.kind == "done":
-                self._write_chunk(json.dumps(self._native_final(call, step.text, eval_count, started)) + "\n")
+                final = self._native_final(call, step.text, eval_count, started, first_token)
+                self._write_chunk(json.dumps(final) + "\n")
                 break
-            eval_count += 1
-            self._first_token_ns = self._first_token_ns or time.monotonic_ns()
+            first_token = first_token or time.monotonic_ns()
             message = {"role": "assistant", "content": step.text if step.kind == "say" else ""}
             if step.kind == "think":
                 message["thinking"] = step.text
@@ -537,24 +578,26 @@ class _Handler(BaseHTTPRequestHandler):
         self._end_stream()
 
     def _native_whole(self, model: Model, call: ChatCall, started: int) -> None:
-        content, thinking, eval_count = [], [], 0
-        for step in self.app.steps(model, call):
+        content, thinking, first_token = [], [], 0
+        for eval_count, step in enumerate(self.app.steps(model, call)):
             if step.kind == "error":
                 self._send_json(500, {"error": step.text})
                 return
             if step.kind == "done":
-                final = self._native_final(call, step.text, eval_count, started)
+                final = self._native_final(call, step.text, eval_count, started, first_token)
                 final["message"] = {"role": "assistant", "content": "".join(content)}
                 if thinking:
                     final["message"]["thinking"] = "".join(thinking)
                 self._send_json(200, final)
                 return
-            eval_count += 1
+            first_token = first_token or time.monotonic_ns()
             (content if step.kind == "say" else thinking).append(step.text)
 
-    def _native_final(self, call: ChatCall, reason: str, eval_count: int, started: int) -> dict[str, Any]:
+    def _native_final(
+        self, call: ChatCall, reason: str, eval_count: int, started: int, first_token: int
+    ) -> dict[str, Any]:
         now = time.monotonic_ns()
-        first_token = getattr(self, "_first_token_ns", 0) or now
+        first_token = first_token or now
         return {
             "model": call.model,
             "created_at": _now(),
@@ -579,7 +622,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._start_stream("text/event-stream")
         completion_id = f"chatcmpl-{time.monotonic_ns() % 1000}"
-        count = 0
 
         def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -592,9 +634,11 @@ class _Handler(BaseHTTPRequestHandler):
                 "choices": [choice],
             }
 
-        for step in self.app.steps(model, call):
+        for count, step in enumerate(self.app.steps(model, call)):
             if step.kind == "error":
-                self._write_event({"error": {"message": step.text, "type": "api_error", "param": None, "code": None}})
+                self._write_event(
+                    {"error": {"message": step.text, "type": "api_error", "param": None, "code": None}}
+                )
                 break
             if step.kind == "done":
                 self._write_event(chunk({"role": "assistant", "content": ""}, step.text))
@@ -604,7 +648,6 @@ class _Handler(BaseHTTPRequestHandler):
                     self._write_event({**chunk({}, None), "choices": [], "usage": usage})
                 self._write_chunk("data: [DONE]\n\n")
                 break
-            count += 1
             if step.kind == "think":
                 delta = {"role": "assistant", "content": "", self.app.reasoning_field: step.text}
             else:
@@ -613,8 +656,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._end_stream()
 
     def _openai_whole(self, model: Model, call: ChatCall) -> None:
-        content, reasoning, count = [], [], 0
-        for step in self.app.steps(model, call):
+        content, reasoning = [], []
+        for count, step in enumerate(self.app.steps(model, call)):
             if step.kind == "error":
                 self._send_json(500, {"error": {"message": step.text, "type": "api_error"}})
                 return
@@ -628,14 +671,18 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = {"id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time())}
                 self._send_json(200, {**reply, "model": call.model, "choices": [choice], "usage": usage})
                 return
-            count += 1
             (content if step.kind == "say" else reasoning).append(step.text)
 
     # --- plumbing ---
 
     @staticmethod
     def _tag(name: str, model: Model) -> dict[str, Any]:
-        details = {"format": "gguf", "family": model.family, "parameter_size": "4B", "quantization_level": "Q4_K_M"}
+        details = {
+            "format": "gguf",
+            "family": model.family,
+            "parameter_size": "4B",
+            "quantization_level": "Q4_K_M",
+        }
         return {"name": name, "model": name, "size": 3_300_000_000, "digest": "0" * 64, "details": details}
 
     def _send_json(self, status: int, payload: Any) -> None:

@@ -114,7 +114,10 @@ def test_a_sentence_coming_back_again_and_again_is_cut_before_its_third_copy() -
         "Shall we go outside? I am here for you. The end."
     )
     released, guard = run_loop_guard(text, 3)
-    assert released == "Let me think. I am here for you. The rain has stopped now. I am here for you. Shall we go outside?"
+    assert (
+        released == "Let me think. I am here for you. The rain has stopped now. I am here for you. "
+        "Shall we go outside?"
+    )
     assert guard.cut is not None and guard.cut.reason == "loop"
 
 

@@ -173,7 +173,8 @@ async def test_a_slow_first_token_times_out_naming_the_setting(ollama_server: Ol
 
 
 @pytest.mark.parametrize(
-    ("model", "spoken"), [("loop", "Sure. I am always here for you."), ("loop-zh", "好的。我一直在这里陪着你。")]
+    ("model", "spoken"),
+    [("loop", "Sure. I am always here for you."), ("loop-zh", "好的。我一直在这里陪着你。")],
 )
 async def test_a_looping_reply_is_cut_to_its_first_copy(
     ollama_server: OllamaTestServer, model: str, spoken: str
@@ -198,7 +199,7 @@ async def test_num_predict_caps_the_reply(ollama_server: OllamaTestServer) -> No
 
 
 async def test_stopping_early_closes_the_stream_cleanly(ollama_server: OllamaTestServer) -> None:
-    llm = make(ollama_server, "long", num_predict=2000)
+    llm = make(ollama_server, "long", num_predict=300)
     stream = llm.stream(HELLO)
     first = await anext(stream)
     await stream.aclose()  # what cancelling a turn does

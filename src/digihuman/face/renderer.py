@@ -131,6 +131,9 @@ class RigRenderer:
         lens = np.sqrt(np.clip(1.0 - s * s, 0.0, 1.0))
         opening = (lens * self._lens_part[rows, cols] + self._chin_part[rows, cols]) * (jaw * self.rig.jaw_px)
         t = mouth.t[rows, cols] - frac_across
+        if closed:
+            # The jaw opens from wherever the closing lower lip has slid to.
+            t = t + closed * mouth.rest_gap[rows, cols]
         moved = np.minimum(np.maximum(t, 0.0), opening)
         target[..., 0] -= moved * float(mouth.down[0])
         target[..., 1] -= moved * float(mouth.down[1])
@@ -175,7 +178,7 @@ class RigRenderer:
         lens = np.sqrt(np.clip(1.0 - s_c * s_c, 0.0, 1.0))
         # A dark throat; the tongue rises into view above the lower lip as the jaw drops; the corners
         # are in shadow. Lower teeth are a faint hint: the lower lip hides most of them in speech.
-        tongue_part = np.clip(1.0 - above_lip / (0.5 * open_c + 1.0), 0.0, 1.0) * min(1.0, 1.6 * weights.jaw)
+        tongue_part = np.clip(1.0 - above_lip / (0.4 * open_c + 1.0), 0.0, 1.0) * min(1.0, 1.6 * weights.jaw)
         colour = throat + tongue_part[..., None] * (tongue - throat)
         front = np.clip((0.8 - np.abs(s_c)) / 0.25, 0.0, 1.0)
         cover = np.clip(1.0 - above_lip / teeth_px, 0.0, 1.0) * front * (0.35 * min(1.0, 2.0 * weights.jaw))

@@ -70,6 +70,7 @@ class MouthLayer:
     falloff: np.ndarray  # lateral and neck falloff of the jaw motion
     horizontal: np.ndarray  # (h, w, 2) backward field of a +1 horizontal lip stretch (per unit)
     closed: np.ndarray  # (h, w, 2) backward field sliding the lower lip over the rest gap
+    rest_gap: np.ndarray  # how far the lower lip slides up when closed (the rest gap at this column), px
     colours: np.ndarray  # (3, 3) float32 RGB: throat, tongue, teeth
     params: np.ndarray  # (3,) float32: upper_teeth (0/1), lower teeth height px, rest gap px
 
@@ -443,6 +444,7 @@ def _mouth_layer(image: np.ndarray, points: np.ndarray, jaw_px: float) -> MouthL
         falloff=falloff,
         horizontal=horizontal.astype(np.float32),
         closed=closed,
+        rest_gap=rest_gap.astype(np.float32),
         colours=_mouth_colours(image, points),
         params=np.array([upper_teeth, 0.24 * jaw_px, max(centre_gap, 0.0)], np.float32),
     )
@@ -468,7 +470,7 @@ def _mouth_colours(image: np.ndarray, points: np.ndarray) -> np.ndarray:
         teeth = np.array([214.0, 206.0, 192.0], np.float32)
     teeth = np.clip(teeth * 0.92, 0, 255)
     throat = lip * np.array([0.2, 0.09, 0.09], np.float32)
-    tongue = lip * np.array([0.62, 0.34, 0.34], np.float32)
+    tongue = lip * np.array([0.4, 0.19, 0.19], np.float32)
     return np.stack([throat, tongue, teeth]).astype(np.float32)
 
 

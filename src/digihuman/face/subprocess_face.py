@@ -76,6 +76,10 @@ class SubprocessFace:
     name: ClassVar[str] = "subprocess"
     tool: ClassVar[str] = "the face tool"
     params_model: ClassVar[type[SubprocessParams]] = SubprocessParams
+    #: Folders the tool writes to by relative path: real, per-job folders instead of links into the repo.
+    private_dirs: ClassVar[tuple[str, ...]] = ()
+    #: Names in the job directory that are ours, never links into the repo.
+    private_names: ClassVar[frozenset[str]] = frozenset({"audio.wav", "source.png", "results", "temp"})
     realtime = False
 
     def __init__(
@@ -160,18 +164,16 @@ class SubprocessFace:
         import soundfile
 
         soundfile.write(job / "audio.wav", pcm, sample_rate, subtype="PCM_16")
-        # The prepared still (square, even-sized): both tools keep its framing, so idle and talking match.
-        cv2.imwrite(str(job / "source.png"), cv2.cvtColor(self.still, cv2.COLOR_RGB2BGR))
+        # The prepared still: both tools keep its framing, so idle and talking frames match. H.264 needs
+        # even sides.
+        source = self.still[: self.size // 2 * 2, : self.size // 2 * 2]
+        cv2.imwrite(str(job / "source.png"), cv2.cvtColor(source, cv2.COLOR_RGB2BGR))
         for entry in self.repo.iterdir():
             target = job / entry.name
             if not target.exists() and entry.name not in self.private_names:
                 target.symlink_to(entry, target_is_directory=entry.is_dir())
         for name in self.private_dirs:
             (job / name).mkdir(exist_ok=True)
-
-    #: Folders the tool writes to by relative path: real, per-job folders instead of links into the repo.
-    private_dirs: ClassVar[tuple[str, ...]] = ()
-    private_names: ClassVar[frozenset[str]] = frozenset({"audio.wav", "source.png", "results", "temp"})
 
     async def _run(self, argv: list[str], *, cwd: Path) -> JobResult:
         env = {**os.environ, **self.params.env}
@@ -191,27 +193,21 @@ class SubprocessFace:
             asyncio.create_task(read_tail(process.stdout)),
             asyncio.create_task(read_tail(process.stderr)),
         ]
-        finished = False
         try:
             await asyncio.wait_for(process.wait(), self.params.timeout_s)
-            finished = True
         except TimeoutError:
-            kill_group(process)
-            await process.wait()
+            await stop(process, readers)
             raise BackendError(
                 f"{self.tool} took longer than {self.params.timeout_s:g} s and was stopped: "
                 "raise face.params.timeout_s or use a faster face backend"
             ) from None
         except BaseException:  # the turn was cancelled: stop the tool with it
-            kill_group(process)
+            await stop(process, readers)
             raise
         finally:
             self._running.discard(process)
-            if not finished:  # killed: its output is of no further use
-                for reader in readers:
-                    reader.cancel()
         kill_group(process)  # leftovers (an ffmpeg it started) would hold the pipes open
-        stdout, stderr = await asyncio.gather(*readers)
+        stdout, stderr = await collect(readers)
         return JobResult(process.returncode or 0, stdout, stderr)
 
     def _validate(self, params: Mapping[str, Any] | SubprocessParams) -> Any:
@@ -333,6 +329,22 @@ async def read_tail(stream: asyncio.StreamReader) -> str:
         if len(tail) > OUTPUT_TAIL_BYTES:
             del tail[: len(tail) - OUTPUT_TAIL_BYTES]
     return tail.decode("utf-8", errors="replace")
+
+
+async def collect(readers: list[asyncio.Task[str]], timeout_s: float = 5.0) -> list[str]:
+    """The readers' text; a pipe still held open by an escaped grandchild is abandoned after a while."""
+    _, pending = await asyncio.wait(readers, timeout=timeout_s)
+    for reader in pending:
+        reader.cancel()
+    return [reader.result() if reader.done() and not reader.cancelled() else "" for reader in readers]
+
+
+async def stop(process: asyncio.subprocess.Process, readers: list[asyncio.Task[str]]) -> None:
+    """Kill the tool's group and wait for it, so nothing outlives the job (or the event loop)."""
+    kill_group(process)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), 5.0)
+    await collect(readers)
 
 
 def kill_group(process: asyncio.subprocess.Process) -> None:

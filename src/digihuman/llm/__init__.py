@@ -9,7 +9,7 @@ __all__ = ["LLM", "FailedRound", "LLMError", "Message", "Usage", "make_llm"]
 
 
 def make_llm(settings: LLMSettings) -> LLM:
-    """The adapter for `settings.backend`: "ollama" (native API) or "openai" (any OpenAI-compatible server)."""
+    """The adapter for `settings.backend`: "ollama" (native API) or "openai" (OpenAI-compatible servers)."""
     if settings.backend == "ollama":
         from digihuman.llm.ollama import OllamaLLM
 

@@ -29,6 +29,8 @@ SENTENCE_ENDS = frozenset(".!?;。！？；…\n")
 
 def _partial_tag_len(text: str, tag: str) -> int:
     """Length of the longest suffix of `text` that is a proper prefix of `tag` (a tag cut by a delta)."""
+    if "<" not in text[-(len(tag) - 1) :]:
+        return 0  # the common case, answered without trying every length
     for size in range(min(len(tag) - 1, len(text)), 0, -1):
         if text.endswith(tag[:size]):
             return size
@@ -91,6 +93,8 @@ class ThinkTagStripper:
 def _width(char: str) -> int:
     # A wide (CJK) character carries about as much as a short word: count it double so one threshold
     # fits Chinese and English.
+    if char < "\u1100":  # nothing below the Hangul Jamo block is wide
+        return 1
     return 2 if unicodedata.east_asian_width(char) in "WF" else 1
 
 
@@ -105,8 +109,8 @@ class LoopGuard:
 
     Two kinds of loop are caught, in any script:
     - a unit of up to `max_period` characters (a sentence, a phrase, a short cycle like "哈哈" or "no no")
-      repeated back to back: once the repeats cover `min_loop_width` (and at least one full unit), the reply is
-      cut where the first repeat starts;
+      repeated back to back: once the repeats cover `min_loop_width` (and at least one full unit), the reply
+      is cut where the first repeat starts (moved to the end of the sentence it interrupts);
     - the same sentence coming back `sentence_repeats` times anywhere in the reply: cut before that sentence.
     Text that might be the start of a repetition is held back until it either diverges (then it is released)
     or becomes a loop (then it is dropped), so a loop is never spoken even in part.
@@ -133,10 +137,11 @@ class LoopGuard:
         self._chars: list[str] = []
         self._widths: list[int] = [0]  # prefix sums of _width over _chars
         self._runs: dict[int, int] = {}  # period p -> how many trailing chars equal the chars p before them
-        self._positions: dict[str, list[int]] = {}  # char -> where it occurred
+        self._pairs: dict[str, list[int]] = {}  # two chars -> where (the index of the second) they occurred
         self._longest_run = 0
         self._released = 0
         self._sentences: Counter[str] = Counter()
+        self._repeated: set[str] = set()  # sentences one more copy of which makes a loop
         self._sentence_start = 0
         self._sentence_key = ""  # the current sentence, normalized
 
@@ -151,10 +156,14 @@ class LoopGuard:
             return ""
         self.tokens += tokens
         if self.max_tokens is not None and self.tokens > self.max_tokens:
-            return self._stop(len(self._chars), "budget", f"reply cut at its budget of {self.max_tokens} tokens")
+            return self._stop(
+                len(self._chars), "budget", f"reply cut at its budget of {self.max_tokens} tokens"
+            )
         for char in text:
             if self.max_chars is not None and len(self._chars) >= self.max_chars:
-                return self._stop(len(self._chars), "budget", f"reply cut at its budget of {self.max_chars} chars")
+                return self._stop(
+                    len(self._chars), "budget", f"reply cut at its budget of {self.max_chars} chars"
+                )
             loop_start = self._push(char)
             if loop_start is not None:
                 return self._stop(loop_start, "loop", f"cut a repeating loop after {loop_start} chars")
@@ -170,29 +179,30 @@ class LoopGuard:
 
     def _push(self, char: str) -> int | None:
         """Append one char; return where to cut if it completes a loop."""
-        index = len(self._chars)
-        self._chars.append(char)
-        widths = self._widths
+        chars, widths = self._chars, self._widths
+        index = len(chars)
+        chars.append(char)
         widths.append(widths[-1] + _width(char))
-        # Only periods at which this char repeats an earlier one can extend a run, so walk this char's
-        # recent positions instead of every period (a few steps per char instead of max_period).
-        positions = self._positions.setdefault(char, [])
-        runs: dict[int, int] = {}
+        runs = {period: run + 1 for period, run in self._runs.items() if chars[index - period] == char}
+        if index:
+            # New runs start where the last two chars occurred before: indexing by pairs keeps this to a few
+            # steps per char. (A one-char run is not tracked; holding back the last char covers it.)
+            positions = self._pairs.setdefault(chars[index - 1] + char, [])
+            for earlier in reversed(positions):
+                period = index - earlier
+                if period > self._max_period:
+                    break
+                runs.setdefault(period, 2)
+            positions.append(index)
+        self._runs = runs
+        self._longest_run = max(runs.values(), default=0)
         loop_start: int | None = None
         loop_period = 0
-        for earlier in reversed(positions):
-            period = index - earlier
-            if period > self._max_period:
-                break
-            run = self._runs.get(period, 0) + 1
-            runs[period] = run
+        for period, run in runs.items():
             if run >= period and widths[index + 1] - widths[index + 1 - run] >= self._min_loop_width:
                 start = index + 1 - run
                 if loop_start is None or start < loop_start:
                     loop_start, loop_period = start, period
-        positions.append(index)
-        self._runs = runs
-        self._longest_run = max(runs.values(), default=0)
         if loop_start is not None:
             return self._sentence_end_after(loop_start, loop_period)
         return self._track_sentence(char, index)
@@ -218,6 +228,8 @@ class LoopGuard:
             return self._sentence_start
         if sum(_width(c) for c in self._sentence_key) >= self._min_sentence_width:
             self._sentences[self._sentence_key] += 1
+            if self._sentences[self._sentence_key] >= self._sentence_repeats - 1:
+                self._repeated.add(self._sentence_key)
         self._sentence_start, self._sentence_key = index + 1, ""
         return None
 
@@ -226,11 +238,8 @@ class LoopGuard:
 
     def _holdback(self) -> int:
         """How many trailing chars might be the start of a repetition (not safe to release yet)."""
-        held = self._longest_run
-        threshold = self._sentence_repeats - 1
-        if any(
-            count >= threshold and key.startswith(self._sentence_key) for key, count in self._sentences.items()
-        ):
+        held = max(self._longest_run, 1)
+        if any(key.startswith(self._sentence_key) for key in self._repeated):
             held = max(held, len(self._chars) - self._sentence_start)
         return held
 
@@ -252,7 +261,7 @@ class ReplyGuard:
 
     Feed reasoning-field deltas to `thinking()` and content deltas to `content()` (which returns the text to
     yield); call `finish()` at the end of the stream. `stopped` turns true when the loop guard cut the reply:
-    the adapter then closes the stream. Usage.first_token_s, thinking_chars, done_reason and notes are filled in.
+    the adapter then closes the stream. Fills in Usage.first_token_s, thinking_chars, done_reason and notes.
     """
 
     def __init__(

@@ -1,9 +1,9 @@
 """Ollama's native chat API (`POST /api/chat`, NDJSON streaming) through the official `ollama` client.
 
 The official AsyncClient covers the protocol (NDJSON parsing, plain-base64 images, `think`, `options`,
-`keep_alive`, mid-stream `{"error": ...}` lines as ResponseError). What it leaves to us is what a voice needs on
-top: a deadline for the first spoken token, retries while the server is busy, one-line errors that name the fix,
-and the reply guard (reasoning never spoken, loops cut).
+`keep_alive`, mid-stream `{"error": ...}` lines as ResponseError). What it leaves to us is what a voice
+needs on top: a deadline for the first spoken token, retries while the server is busy, one-line errors that
+name the fix, and the reply guard (reasoning never spoken, loops cut).
 """
 
 from __future__ import annotations
@@ -85,7 +85,10 @@ class OllamaLLM:
                 raise
 
         chunks, chunk = await retry_busy(
-            open_stream, retries=self.settings.busy_retries, base_delay_s=self._busy_backoff_s, server=self._where
+            open_stream,
+            retries=self.settings.busy_retries,
+            base_delay_s=self._busy_backoff_s,
+            server=self._where,
         )
         final: ollama.ChatResponse | None = None
         content_chunks = 0
@@ -128,7 +131,10 @@ class OllamaLLM:
             load, retries=self.settings.busy_retries, base_delay_s=self._busy_backoff_s, server=self._where
         )
         logger.info(
-            "Ollama loaded %s in %.1f s (done_reason=%s)", self.model, time.monotonic() - started, reply.done_reason
+            "Ollama loaded %s in %.1f s (done_reason=%s)",
+            self.model,
+            time.monotonic() - started,
+            reply.done_reason,
         )
 
     async def aclose(self) -> None:
@@ -141,7 +147,7 @@ class OllamaLLM:
     async def _next(
         self, chunks: AsyncIterator[ollama.ChatResponse], guard: ReplyGuard, deadline: float
     ) -> ollama.ChatResponse | None:
-        """The next stream object (None at the end); until something is spoken, within the first-token deadline."""
+        """The next stream object (None at the end); held to the first-token deadline until words flow."""
         timeout = None if guard.spoken else deadline - time.monotonic()
         try:
             return await next_within(chunks, timeout)
@@ -159,7 +165,9 @@ class OllamaLLM:
         if isinstance(exc, ollama.ResponseError):
             status, text = exc.status_code, str(exc.error).strip()
             if status == 404 and "model" in text.lower():
-                return LLMError(f"Ollama has no model '{self.model}': run `ollama pull {self.model}` ({text})")
+                return LLMError(
+                    f"Ollama has no model '{self.model}': run `ollama pull {self.model}` ({text})"
+                )
             if status == 404:
                 return LLMError(f"{self.url} does not serve Ollama's /api/chat (404): check llm.url")
             if status in (429, 503):
@@ -169,11 +177,11 @@ class OllamaLLM:
             return LLMError(f"{self._where} answered HTTP {status} for {self.model}: {text}")
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, ConnectionError)):
             return LLMError(
-                f"cannot reach Ollama at {self.url}: start it with `ollama serve` (or set llm.url to where it runs)"
+                f"cannot reach Ollama at {self.url}: start it with `ollama serve` (or set llm.url)"
             )
         if isinstance(exc, httpx.TimeoutException):
             return LLMError(
-                f"{self._where} sent nothing for {self.settings.request_timeout_s:g} s (llm.request_timeout_s)"
+                f"Ollama sent nothing for {self.settings.request_timeout_s:g} s (llm.request_timeout_s)"
             )
         if isinstance(exc, httpx.HTTPError):
             return LLMError(f"the connection to {self._where} broke: {exc or type(exc).__name__}")

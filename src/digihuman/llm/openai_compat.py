@@ -1,4 +1,4 @@
-"""Any OpenAI-compatible chat server (llama.cpp, vLLM, LM Studio, Ollama's /v1, OpenAI) via the `openai` client.
+"""Any OpenAI-compatible chat server (llama.cpp, vLLM, LM Studio, Ollama's /v1) via the `openai` client.
 
 SSE streaming with a final usage chunk, images as data-URL parts, thinking switched off through the chat
 template where the server supports it, and reasoning fields (`reasoning_content` from llama.cpp, `reasoning`
@@ -57,7 +57,9 @@ class OpenAICompatLLM:
         self.settings = settings
         self.url = settings.url.rstrip("/")
         if not self.url.endswith("/v1"):
-            logger.warning("llm.url %s does not end with /v1; OpenAI-compatible servers usually serve there", self.url)
+            logger.warning(
+                "llm.url %s does not end with /v1; OpenAI-compatible servers usually serve there", self.url
+            )
         self._busy_backoff_s = busy_backoff_s
         timeout = settings.request_timeout_s
         self._client = openai.AsyncOpenAI(
@@ -102,7 +104,10 @@ class OpenAICompatLLM:
                 raise
 
         chunks, chunk = await retry_busy(
-            open_stream, retries=self.settings.busy_retries, base_delay_s=self._busy_backoff_s, server=self.url
+            open_stream,
+            retries=self.settings.busy_retries,
+            base_delay_s=self._busy_backoff_s,
+            server=self.url,
         )
         finish_reason = ""
         content_chunks = 0
@@ -142,13 +147,15 @@ class OpenAICompatLLM:
             raise self._error(exc) from None
         served = [m.id for m in page.data]
         if served and self.model not in served:
-            logger.warning("%s does not list model %r (it serves %s)", self.url, self.model, ", ".join(served))
+            logger.warning(
+                "%s does not list model %r (it serves %s)", self.url, self.model, ", ".join(served)
+            )
 
     async def aclose(self) -> None:
         await self._client.close()
 
     async def _next(self, chunks: Any, guard: ReplyGuard, deadline: float) -> ChatCompletionChunk | None:
-        """The next chunk (None at the end); until something is spoken, within the first-token deadline."""
+        """The next chunk (None at the end); held to the first-token deadline until words flow."""
         timeout = None if guard.spoken else deadline - time.monotonic()
         try:
             return await next_within(chunks, timeout)
@@ -164,7 +171,9 @@ class OpenAICompatLLM:
         if isinstance(exc, LLMError):
             return exc
         if isinstance(exc, openai.APITimeoutError):
-            return LLMError(f"{self.url} sent nothing for {self.settings.request_timeout_s:g} s (llm.request_timeout_s)")
+            return LLMError(
+                f"{self.url} sent nothing for {self.settings.request_timeout_s:g} s (llm.request_timeout_s)"
+            )
         if isinstance(exc, openai.APIConnectionError):
             return LLMError(
                 f"cannot reach the OpenAI-compatible server at {self.url}: start it (for example "
@@ -190,7 +199,9 @@ class OpenAICompatLLM:
         raise exc
 
     @staticmethod
-    def _fill_usage(usage: Usage, started: float, content_chunks: int, server_timings: dict[str, Any]) -> None:
+    def _fill_usage(
+        usage: Usage, started: float, content_chunks: int, server_timings: dict[str, Any]
+    ) -> None:
         elapsed = time.monotonic() - started
         usage.duration_s = elapsed
         if not usage.completion_tokens:

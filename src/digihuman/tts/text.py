@@ -11,6 +11,7 @@ Three jobs that share one notion of "speech units" (one per CJK character, one p
 
 from __future__ import annotations
 
+import bisect
 import re
 
 # --- characters -----------------------------------------------------------------------------------
@@ -40,31 +41,29 @@ _DOT_CONTINUES = frozenset("/@_-~#%&=+,;:，、")
 
 def is_cjk(char: str) -> bool:
     code = ord(char)
-    return any(low <= code <= high for low, high in _CJK_RANGES)
+    return code >= 0x3040 and any(low <= code <= high for low, high in _CJK_RANGES)
 
 
-def _is_word_char(char: str) -> bool:
+def is_word_char(char: str) -> bool:
     """A letter or digit of a space-separated script (Latin, Cyrillic, ...), not a CJK character."""
     return char.isalnum() and not is_cjk(char)
 
 
-def _unit_starts(text: str) -> list[int]:
-    """Where each speech unit starts. Looks only backwards: a prefix's units are a prefix of the whole's."""
-    starts = []
-    for i, char in enumerate(text):
-        if is_cjk(char):
-            starts.append(i)
-        elif _is_word_char(char):
-            previous = text[i - 1] if i > 0 else ""
-            joined = previous in _JOINERS and i > 1 and _is_word_char(text[i - 2])
-            if not _is_word_char(previous) and not joined:
-                starts.append(i)
-    return starts
+def _starts_unit(text: str, i: int) -> bool:
+    """Whether a speech unit starts at text[i]. Looks only backwards, so streaming cannot change it."""
+    char = text[i]
+    if is_cjk(char):
+        return True
+    if not is_word_char(char):
+        return False
+    previous = text[i - 1] if i > 0 else ""
+    joined = previous in _JOINERS and i > 1 and is_word_char(text[i - 2])
+    return not is_word_char(previous) and not joined
 
 
 def count_units(text: str) -> int:
     """Speech units: one per CJK character, one per Latin word or number ("3.14" and "don't" are one)."""
-    return len(_unit_starts(text))
+    return sum(1 for i in range(len(text)) if _starts_unit(text, i))
 
 
 # --- abbreviations --------------------------------------------------------------------------------
@@ -154,15 +153,15 @@ class SentenceSplitter:
         Every decision looks only at text already seen; a decision that needs a character not yet seen
         waits instead of guessing. That is what makes the result independent of how the stream is chunked.
         """
-        unit_starts = _unit_starts(text)
-        units_before = 0  # units that start before position i
+        unit_starts: list[int] = []  # where the units seen so far start
         soft_cuts: list[int] = []  # soft boundaries seen so far, for a max_units cut
         i = 0
         while i < len(text):
-            if units_before < len(unit_starts) and unit_starts[units_before] == i:
-                units_before += 1
-                if units_before > self.max_units:
-                    return self._cut_long(text, i, soft_cuts)
+            if _starts_unit(text, i):
+                unit_starts.append(i)
+                if len(unit_starts) > self.max_units:
+                    return self._cut_long(text, unit_starts, soft_cuts)
+            units_before = len(unit_starts)  # units up to and including position i
             end = self._boundary_end(text, i, final)
             if end == _WAIT:
                 # Undecidable for now; only worth waiting for when a cut here would be taken.
@@ -179,7 +178,7 @@ class SentenceSplitter:
             elif soft_end:
                 if self._takes_soft_cut(units_before):
                     return soft_end
-                if count_units(text[:soft_end]) >= self.min_units:
+                if units_before >= self.min_units:
                     soft_cuts.append(soft_end)
             i = max(i + 1, end or 0)
         return _WAIT
@@ -187,14 +186,14 @@ class SentenceSplitter:
     def _takes_soft_cut(self, units: int) -> bool:
         return not self._emitted_any and units >= max(self.first_soft_units, self.min_units)
 
-    def _cut_long(self, text: str, unit_start: int, soft_cuts: list[int]) -> int:
-        """Where to cut when the unit at `unit_start` is one too many: soft boundary, space, or here."""
+    def _cut_long(self, text: str, unit_starts: list[int], soft_cuts: list[int]) -> int:
+        """Where to cut when the last unit is one too many: soft boundary, else a space, else before it."""
         if soft_cuts:
             return soft_cuts[-1]
-        for space in range(unit_start - 1, 0, -1):
-            if text[space].isspace() and count_units(text[:space]) >= self.min_units:
+        for space in range(unit_starts[-1] - 1, 0, -1):
+            if text[space].isspace() and bisect.bisect_left(unit_starts, space) >= self.min_units:
                 return space
-        return unit_start
+        return unit_starts[-1]
 
     def _boundary_end(self, text: str, i: int, final: bool) -> int:
         """If a hard boundary starts at text[i], where its sentence ends; 0 if none; _WAIT if unknown yet."""
@@ -208,7 +207,7 @@ class SentenceSplitter:
         if char in _ASCII_HARD:
             if i + 1 == len(text):
                 return len(text) if final else _WAIT
-            if _is_word_char(text[i + 1]):  # "?q=1" in a URL, "Yahoo!Japan"
+            if is_word_char(text[i + 1]):  # "?q=1" in a URL, "Yahoo!Japan"
                 return 0
             return _absorb_closers(text, i + 1, final)
         return 0
@@ -225,7 +224,7 @@ class SentenceSplitter:
             return _absorb_closers(text, run_end, final)
         if run_end < len(text):
             after = text[run_end]
-            if _is_word_char(after) or after in _DOT_CONTINUES:
+            if is_word_char(after) or after in _DOT_CONTINUES:
                 return 0
         word = _word_before(text, i)
         if word in _TITLES or _is_initial(text, i, word):
@@ -468,12 +467,12 @@ def _tidy(line: str) -> str:
     line = _SPACES.sub(" ", line).strip()
     # Removals leave "funny (laughs)." as "funny .", "Hi. (waves). Bye" as "Hi. . Bye", ", okay" and ":.".
     line = re.sub(r"\s+(?=[,.!?;:…]+(?:\s|$))", "", line)
-    line = re.sub(rf"(?<=[.,;:!?…{_CJK_PUNCTUATION}])\s+(?=[.,;:!?…{_CJK_PUNCTUATION}])", "", line)
-    line = _PUNCTUATION_RUN.sub(_one_mark, line)
-    line = re.sub(r"^(?:[\s,，。;；:：、!?！？]|\.(?!\w))+", "", line)
+    line = re.sub(r"(?<=[.,;:!?…])\s+(?=[.,;:!?…]+(?:\s|$))", "", line)
     # Spaces next to CJK text and punctuation are layout, not pauses.
     line = re.sub(rf"(?<=[{_CJK_PUNCTUATION}])\s+|\s+(?=[{_CJK_PUNCTUATION}])", "", line)
     line = re.sub(rf"(?<=[{_CJK_TEXT}])\s+(?=[{_CJK_TEXT}])", "", line)
+    line = _PUNCTUATION_RUN.sub(_one_mark, line)
+    line = re.sub(r"^(?:[\s,，。;；:：、!?！？]|\.(?!\w))+", "", line)
     return line.strip()
 
 
