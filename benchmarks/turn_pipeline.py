@@ -49,27 +49,53 @@ def first_sentence_deltas() -> int:
     return next(i for i, word in enumerate(words) if word.endswith("!")) + 1
 
 
-async def overhead_once() -> float:
+async def overhead_once() -> dict[str, float]:
+    """One turn on the real clock, cut once its first audio played; times are the fakes' actual ones."""
     llm = ScriptedLLM([Reply(REPLY, LLM_FIRST_TOKEN_S, LLM_TOKEN_S)])
+    tts = ScriptedTTS(first_audio_s=TTS_FIRST_AUDIO_S, rtf=TTS_RTF)
     usage = Usage()
-    result = await run_turn(llm.stream([], usage), stage(FakeSink()), usage=usage)
-    llm_first_sentence_s = LLM_FIRST_TOKEN_S + (first_sentence_deltas() - 1) * LLM_TOKEN_S
-    ideal_s = llm_first_sentence_s + TTS_FIRST_AUDIO_S
-    assert result.metrics.first_audio_played_s is not None
-    return result.metrics.first_audio_played_s - ideal_s
+    turn = Turn(1, llm.stream([], usage), stage(FakeSink(), tts), usage=usage)
+    task = asyncio.create_task(turn.run())
+    while turn.metrics.first_audio_played_s is None:
+        await asyncio.sleep(0.005)
+    turn.cancel()
+    await task
+    m, t0 = turn.metrics, turn.metrics.started_at
+    llm_first_sentence_s = llm.calls[0].delta_times[first_sentence_deltas() - 1] - t0
+    synthesis = tts.calls[0]
+    assert synthesis.first_audio_at is not None and m.first_sentence_s is not None
+    tts_first_audio_s = synthesis.first_audio_at - synthesis.started_at
+    played_s = m.first_audio_played_s or 0.0
+    return {
+        "overhead": played_s - (llm_first_sentence_s + tts_first_audio_s),
+        "splitting": m.first_sentence_s - llm_first_sentence_s,
+        "to_tts": synthesis.started_at - t0 - m.first_sentence_s,
+        "delivery": played_s - (synthesis.first_audio_at - t0),
+        "llm_first_sentence": llm_first_sentence_s,
+        "tts_first_audio": tts_first_audio_s,
+    }
 
 
 def bench_overhead(runs: int) -> dict[str, Any]:
-    overheads = [asyncio.run(overhead_once()) for _ in range(runs)]
-    ms = sorted(o * 1000 for o in overheads)
+    samples = [asyncio.run(overhead_once()) for _ in range(runs)]
+
+    def ms(key: str, pick: Any = statistics.median) -> float:
+        return round(pick([s[key] for s in samples]) * 1000, 2)
+
     return {
+        "clock": "real",
         "runs": runs,
-        "llm_time_to_first_sentence_s": LLM_FIRST_TOKEN_S + (first_sentence_deltas() - 1) * LLM_TOKEN_S,
-        "tts_time_to_first_audio_s": TTS_FIRST_AUDIO_S,
-        "overhead_ms_median": round(statistics.median(ms), 2),
-        "overhead_ms_max": round(ms[-1], 2),
+        "llm_time_to_first_sentence_ms_median": ms("llm_first_sentence"),
+        "tts_time_to_first_audio_ms_median": ms("tts_first_audio"),
+        "overhead_ms_median": ms("overhead"),
+        "overhead_ms_max": ms("overhead", max),
+        "overhead_breakdown_ms_median": {
+            "sentence_split": ms("splitting"),
+            "sentence_to_tts_start": ms("to_tts"),
+            "tts_audio_to_playback": ms("delivery"),
+        },
         "limit_ms": 30,
-        "ok": ms[-1] <= 30,
+        "ok": ms("overhead", max) <= 30,
     }
 
 

@@ -64,6 +64,7 @@ class LLMCall:
     ended_at: float | None = None
     cancelled: bool = False
     deltas: int = 0
+    delta_times: list[float] = field(default_factory=list)  # when each delta was yielded
 
 
 class ScriptedLLM:
@@ -103,6 +104,7 @@ class ScriptedLLM:
                 if index:
                     await asyncio.sleep(reply.token_interval_s)
                 call.deltas += 1
+                call.delta_times.append(now())
                 if usage is not None:
                     usage.completion_tokens += 1
                 yield delta
@@ -138,6 +140,7 @@ class TTSCall:
     text: str
     started_at: float
     ended_at: float | None = None
+    first_audio_at: float | None = None
     cancelled: bool = False
 
 
@@ -203,6 +206,8 @@ class ScriptedTTS:
                 n = min(step, total - start)
                 t = (start + np.arange(n)) / self.sample_rate
                 pcm = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+                if call.first_audio_at is None:
+                    call.first_audio_at = now()
                 yield AudioChunk(
                     pcm, self.sample_rate, start_s=start / self.sample_rate, words=words if index == 0 else ()
                 )

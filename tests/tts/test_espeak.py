@@ -213,6 +213,9 @@ def test_an_abort_stops_espeak_in_the_middle_of_a_synthesis() -> None:
 async def test_unknown_voice_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no voice 'xx-nowhere'"):
         await collect(EspeakTTS(voice="xx-nowhere"), "Hello there.", "en")
+    with pytest.raises(ConfigError, match="no voice 'xx-nowhere'"):
+        await EspeakTTS().warm_up("xx-nowhere")
+    await EspeakTTS().warm_up("zh")
     # The engine still works afterwards, with the voice set again.
     assert await collect(EspeakTTS(), "Hello there.", "en")
 

@@ -209,7 +209,7 @@ def test_hypothesis_chunking_invariance() -> None:
     )
     texts = strategies.lists(alphabet, max_size=40).map("".join)
 
-    @hypothesis.settings(max_examples=150, deadline=None, database=None)
+    @hypothesis.settings(max_examples=100, deadline=None, database=None)
     @hypothesis.given(text=texts, cuts=strategies.lists(strategies.integers(1, 6), min_size=1, max_size=50))
     def check(text: str, cuts: list[int]) -> None:
         splitter = SentenceSplitter()

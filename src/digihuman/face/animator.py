@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 # Speech nods the head a little with the voice's slow envelope: a face that talks without moving its
 # head reads as a mask.
 SPEECH_NOD = 0.25
+# A photo with parted lips (a smile showing teeth) rests with its lips closed, as a silent mouth should;
+# speaking parts them (over the first PART_LIPS_BY of the jaw range) before the jaw drops further.
+PART_LIPS_BY = 0.3
 
 
 class PortraitAnimator:
@@ -50,6 +53,7 @@ class PortraitAnimator:
         # The life clock: the player's idle times pin it; utterances continue it from there.
         self._clock_lock = threading.Lock()
         self._clock_pin = (0.0, time.monotonic())
+        self.rests_closed = self.rig.mouth_rests_open
 
     # --- low level ----------------------------------------------------------------------------------------
 
@@ -66,7 +70,7 @@ class PortraitAnimator:
         """The face at rest at wall time `t_s` (seconds on the caller's clock)."""
         with self._clock_lock:
             self._clock_pin = (t_s, time.monotonic())
-        return self.render(FaceWeights(), t_s)
+        return self.render(self.mouth_weights(MouthShape()), t_s)
 
     def life_time(self) -> float:
         """Now, on the life clock: the last idle time plus what has elapsed since."""
@@ -105,7 +109,7 @@ class PortraitAnimator:
             shapes = await loop.run_in_executor(self._pool, track.next_shapes, count)
             for offset, (shape, emphasis) in enumerate(shapes):
                 index = first + offset
-                weights = _speech_weights(shape, emphasis)
+                weights = self.mouth_weights(shape, nod=SPEECH_NOD * emphasis)
                 future = self._pool.submit(self.render, weights, start_s + index / self.fps)
                 in_flight.append((index, future))
 
@@ -128,6 +132,13 @@ class PortraitAnimator:
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def mouth_weights(self, shape: MouthShape, nod: float = 0.0) -> FaceWeights:
+        """Weights for a mouth shape on this portrait (closing a photo's parted lips at rest)."""
+        closed = shape.closed
+        if self.rests_closed:
+            closed = max(closed, 1.0 - shape.jaw / PART_LIPS_BY)
+        return FaceWeights(jaw=shape.jaw, wide=shape.wide, pucker=shape.pucker, closed=min(closed, 1.0), nod=nod)
+
     # --- internals --------------------------------------------------------------------------------------
 
     def _with_life(self, weights: FaceWeights, t_s: float) -> FaceWeights:
@@ -143,9 +154,3 @@ class PortraitAnimator:
             turn=weights.turn + turn,
             breath=weights.breath + breath,
         )
-
-
-def _speech_weights(shape: MouthShape, emphasis: float) -> FaceWeights:
-    return FaceWeights(
-        jaw=shape.jaw, wide=shape.wide, pucker=shape.pucker, closed=shape.closed, nod=SPEECH_NOD * emphasis
-    )

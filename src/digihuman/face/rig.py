@@ -48,6 +48,8 @@ BREATH = 0.006
 WIDE_STRETCH = 0.12
 ROUND_SQUEEZE = 0.22
 HEAD_FIELDS = ("roll", "nod", "turn", "breath")
+# Lips count as parted at rest when their inner gap is at least this many face heights.
+PARTED_LIPS = 0.02
 
 
 @dataclass
@@ -101,6 +103,11 @@ class Rig:
     @property
     def face_height(self) -> float:
         return lmk.face_height(self.landmarks)
+
+    @property
+    def mouth_rests_open(self) -> bool:
+        """Does the photo show parted lips (teeth) at rest?"""
+        return float(self.mouth.params[2]) >= PARTED_LIPS * self.face_height
 
     def resized(self, size: int) -> Rig:
         """The same portrait rigged at another output size."""
@@ -431,7 +438,7 @@ def _mouth_layer(image: np.ndarray, points: np.ndarray, jaw_px: float) -> MouthL
     cx0, cy0, cx1, cy1 = max(cx0, box[0]), max(cy0, box[1]), min(cx1, box[2]), min(cy1, box[3])
     cavity_box = np.array([cx0 - box[0], cy0 - box[1], cx1 - box[0], cy1 - box[1]], np.int32)
     centre_gap = float(np.interp(0.0, lower[0], lower[1]) - np.interp(0.0, upper[0], upper[1]))
-    upper_teeth = 1.0 if centre_gap < 0.02 * height else 0.0
+    upper_teeth = 1.0 if centre_gap < PARTED_LIPS * height else 0.0
     return MouthLayer(
         box=np.array(box, np.int32),
         cavity_box=cavity_box,

@@ -355,6 +355,11 @@ class EspeakTTS:
                 yield chunk
             offset_s += len(speech.pcm) / speech.sample_rate
 
+    async def warm_up(self, language: str = "en") -> None:
+        """Loads the engine and checks the voice ahead of the first sentence (ConfigError if unknown)."""
+        voice = self.voice or voice_for_language(language)
+        await asyncio.to_thread(_synthesize_blocking, "", voice, self.rate_wpm, self.pitch, threading.Event())
+
     async def aclose(self) -> None:
         """Nothing to release: the engine is shared by the whole process and lives as long as it does."""
 

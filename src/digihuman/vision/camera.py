@@ -107,7 +107,12 @@ class Camera:
         if self._opened:
             return
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camera")
-        await self._in_worker(self._reader.open)
+        try:
+            await self._in_worker(self._reader.open)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
         self._opened = True
         self._started_at = self._clock()
         self._next_due = self._started_at
@@ -137,6 +142,7 @@ class Camera:
         return frame
 
     async def frames(self) -> AsyncIterator[CameraFrame]:
+        """Samples until the source ends (one consumer at a time)."""
         while (frame := await self.read()) is not None:
             yield frame
 

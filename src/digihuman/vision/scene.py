@@ -10,7 +10,7 @@ object) produces no events at all:
   the scene so gradual daylight drift never accumulates into an event.
 - presence: OpenCV's haar frontal-face cascade on a small grayscale frame; someone arrives after
   `arrive_samples` samples with a face and leaves after `leave_samples` without one. The detector (the
-  only costly step, ~10 ms) reruns only when the picture changed since it last ran, so a static scene costs
+  only costly step, 10-20 ms) reruns only when the picture changed since it last ran, so a static scene costs
   well under a millisecond per sample.
 """
 
