@@ -234,8 +234,11 @@ class FaceCall:
 
 
 class ScriptedFace:
-    """Tiny frames at `fps` covering the audio. Real-time: frames follow each chunk as it arrives.
-    Not real-time: collects the whole utterance, waits `render_s_per_audio_s` per audio second, then yields."""
+    """Tiny frames at `fps` covering the audio.
+
+    Real-time: frames follow each chunk as it arrives. Not real-time: collects the whole utterance, waits
+    `render_s_per_audio_s` per second of audio, then yields them all.
+    """
 
     name = "scripted"
 
@@ -329,11 +332,10 @@ class FakeSink:
 
     def _advance(self, turn: TurnPlayback) -> None:
         t = now()
-        if self.realtime and turn.cancelled_at is None:
-            if turn.position_s < turn.buffered_s:
-                if turn.first_played_at is None:
-                    turn.first_played_at = turn.last_update
-                turn.position_s = min(turn.buffered_s, turn.position_s + (t - turn.last_update))
+        if self.realtime and turn.cancelled_at is None and turn.position_s < turn.buffered_s:
+            if turn.first_played_at is None:
+                turn.first_played_at = turn.last_update
+            turn.position_s = min(turn.buffered_s, turn.position_s + (t - turn.last_update))
         turn.last_update = t
 
     def begin_turn(self, turn_id: int) -> None:
@@ -350,7 +352,9 @@ class FakeSink:
         return turn
 
     async def write_audio(self, chunk: AudioChunk) -> None:
-        item = Written(now(), "audio", chunk.turn_id, chunk.start_s, chunk.start_s + chunk.duration_s, chunk.text)
+        item = Written(
+            now(), "audio", chunk.turn_id, chunk.start_s, chunk.start_s + chunk.duration_s, chunk.text
+        )
         if (turn := self._accept(item)) is None:
             return
         self._advance(turn)

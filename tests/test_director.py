@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -115,7 +116,9 @@ def test_without_a_camera_only_the_greeting() -> None:
 
 def test_scene_change_speaks_once_the_cooldown_has_passed() -> None:
     h = make([Reply(REMARK, first_token_s=1.0)], min_gap_s=20)
-    run_virtual(drive(h, 200, [(10, lambda: h.scene("scene_changed")), (100, lambda: h.scene("someone_arrived"))]))
+    run_virtual(
+        drive(h, 200, [(10, lambda: h.scene("scene_changed")), (100, lambda: h.scene("someone_arrived"))])
+    )
     calls = h.proactive_calls()
     greeting_end = h.results[0].metrics.started_at + (h.results[0].metrics.total_s or 0)
     assert calls == [0.0, pytest.approx(greeting_end + 20), 100.0]
@@ -125,7 +128,14 @@ def test_scene_change_speaks_once_the_cooldown_has_passed() -> None:
 
 def test_triggers_arriving_during_a_request_collapse_into_one_round_latest_wins() -> None:
     h = make([Reply(REMARK, first_token_s=5.0)], greet=False, min_gap_s=20)
-    kinds = ["scene_changed", "someone_arrived", "scene_changed", "someone_left", "scene_changed", "someone_left"]
+    kinds = [
+        "scene_changed",
+        "someone_arrived",
+        "scene_changed",
+        "someone_left",
+        "scene_changed",
+        "someone_left",
+    ]
     schedule = [(50 + i, lambda kind=kind: h.scene(kind)) for i, kind in enumerate(kinds)]
     run_virtual(drive(h, 300, schedule))
     calls = h.proactive_calls()
@@ -138,7 +148,9 @@ def test_triggers_arriving_during_a_request_collapse_into_one_round_latest_wins(
 def test_the_model_may_choose_silence_even_split_across_deltas() -> None:
     replies = [Reply(deltas=[" <sil", "ent>"]), Reply(SILENT), Reply(f"Nice hat! {SILENT}")]
     h = make(replies, greet=True, min_gap_s=20)
-    run_virtual(drive(h, 200, [(50, lambda: h.scene("scene_changed")), (100, lambda: h.scene("scene_changed"))]))
+    run_virtual(
+        drive(h, 200, [(50, lambda: h.scene("scene_changed")), (100, lambda: h.scene("scene_changed"))])
+    )
     assert h.director.stats.rounds == 3 and h.director.stats.silent == 2
     assert [r.text_spoken for r in h.results] == ["Nice hat!"]  # the token is never spoken
     assert len(h.memory) == 2  # silent rounds leave no trace
@@ -177,7 +189,9 @@ def test_user_text_cuts_a_proactive_remark_and_memory_keeps_what_was_heard() -> 
 
 def test_user_text_during_a_camera_request_drops_it_unspoken() -> None:
     def script(i: int, messages: Sequence[Message]) -> Reply:
-        return Reply(REMARK, first_token_s=5.0) if is_proactive(messages) else Reply("Hello!", first_token_s=0.5)
+        return (
+            Reply(REMARK, first_token_s=5.0) if is_proactive(messages) else Reply("Hello!", first_token_s=0.5)
+        )
 
     h = make(script)
     run_virtual(drive(h, 60, [(2.0, lambda: h.say("Hi"))]))
@@ -243,17 +257,23 @@ def test_soak_one_hour_of_camera_input() -> None:
     rounds = 1 + 2 * len(changes)  # the greeting, then per burst: a round now, one after the cooldown
     stale = sum(1 for i in range(rounds) if i % 7 == 3)
     silent = sum(1 for i in range(rounds) if i % 5 == 4 and i % 7 != 3)
-    assert (stats.rounds, stats.stale, stats.silent, stats.superseded, stats.failed) == (rounds, stale, silent, 1, 0)
+    assert (stats.rounds, stats.stale, stats.silent, stats.superseded, stats.failed) == (
+        rounds,
+        stale,
+        silent,
+        1,
+        0,
+    )
     assert stats.spoken == rounds - stale - silent - 1
     assert stats.user_turns == 2 and stats.replaced == 2 * len(changes)  # T+4 and T+6 replace T+2
 
     # One turn at a time, and zero overlapping model requests.
     turns = sorted((t.begun_at, t.ended_at or 0) for t in h.sink.turns.values())
-    assert all(end <= next_start for (_, end), (next_start, _) in zip(turns, turns[1:], strict=False))
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(turns))
     assert max(end - start for start, end in turns) > 25
     assert h.llm.activity.max_active == 1 and stats.max_in_flight == 1
     spans = sorted((c.started_at, c.ended_at or 0) for c in h.llm.calls)
-    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False))
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
 
     # Zero stale replies spoken: each remark started within max_age of its frames, with no user text between.
     proactive = [r for r in h.results if r.trigger == "proactive"]

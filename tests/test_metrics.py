@@ -44,7 +44,9 @@ def test_turn_record_is_one_json_line_with_the_documented_keys() -> None:
     metrics = TurnMetrics(clock=clock, started_at=99.0)
     metrics.mark("total_s")
     usage = Usage(prompt_tokens=812, completion_tokens=34, images=3, first_token_s=0.41, done_reason="stop")
-    result = TurnResult(4, "proactive", "cut", None, "Hi there. Nice hat!", "Hi there.", metrics, usage, 2, 2.5, 1.2)
+    result = TurnResult(
+        4, "proactive", "cut", None, "Hi there. Nice hat!", "Hi there.", metrics, usage, 2, 2.5, 1.2
+    )
     meter = CostMeter(clock)
     meter.record(usage, "proactive")
     record = turn_record(result, meter)

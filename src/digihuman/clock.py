@@ -39,7 +39,7 @@ class LoopClock:
 
 
 class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
-    """Polls real I/O without blocking; when nothing is ready, advances the virtual clock instead of waiting."""
+    """Polls real I/O without blocking; when nothing is ready, jumps the virtual clock instead of waiting."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -93,6 +93,7 @@ class Director:
         self.stats = DirectorStats()
         self._frames: deque[CameraFrame] = deque(maxlen=keep_frames)
         self._pending_user: list[str] = []
+        self._user_since = 0.0
         self._pending_trigger: ProactiveTrigger | None = None
         self._activity: asyncio.Task[None] | None = None
         self._turn: Turn | None = None
@@ -108,6 +109,8 @@ class Director:
         """User text: barges in on whatever runs and is answered next."""
         if not text.strip():
             return
+        if not self._pending_user:
+            self._user_since = self.clock.now()  # the turn's metrics count from the first unanswered text
         self._pending_user.append(text.strip())
         self._last_activity = self.clock.now()
         if self.busy and not self._interrupted:
@@ -175,7 +178,7 @@ class Director:
             return None
         if self._pending_user:
             text, self._pending_user = "\n".join(self._pending_user), []
-            self._launch(self._user_activity(text, self.clock.now()))
+            self._launch(self._user_activity(text, self._user_since))
             return None
         due = self._proactive_due_at()
         if due is None:

@@ -201,6 +201,7 @@ class Turn:
         self._silenced = False
         self._heard_s: float | None = None
         self._pacing = True
+        self._first_write_at: float | None = None
 
     # -- control --------------------------------------------------------------------------------------
 
@@ -437,7 +438,8 @@ class Turn:
                     return render.result()
                 if fallback is None:
                     raise render.exception()  # type: ignore[misc]
-                logger.warning("turn %d: face failed, using the fallback: %s", self.turn_id, render.exception())
+                error = render.exception()
+                logger.warning("turn %d: face failed, using the fallback: %s", self.turn_id, error)
                 return None
             if fallback is not None and self._played() >= sentence.offset_s - DUE_MARGIN_S:
                 sentence.skip_render = True
@@ -468,6 +470,8 @@ class Turn:
             text=sentence.shown,
         )
         sentence.duration_s = max(sentence.duration_s, chunk.start_s + chunk.duration_s)
+        if self._first_write_at is None:
+            self._first_write_at = self._clock.now()
         for sink in self.stage.sinks:
             await sink.write_audio(stamped)
 
@@ -496,7 +500,7 @@ class Turn:
             if played != last_played:
                 last_played, still_since = played, now
             elif now - still_since > STALL_S:
-                logger.warning("turn %d: the sinks' clock stopped at %.2f s; not pacing", self.turn_id, played)
+                logger.warning("turn %d: sinks' clock stopped at %.2f s; not pacing", self.turn_id, played)
                 self._pacing = False
                 return
             # Playback advances at most in real time: nothing can change before `early_s` has passed.
@@ -505,9 +509,11 @@ class Turn:
     async def _watch_first_audio(self) -> None:
         if not self.stage.sinks:
             return
-        while (played := self._played()) <= 0:
+        while (played := self._played()) <= 0 or self._first_write_at is None:
             await self._clock.sleep(POLL_S)
-        self.metrics.mark("first_audio_played_s", at=self._clock.now() - played)
+        # Back-date to when playback began; a recorder "plays" faster than real time, so never before
+        # the first audio reached the sinks.
+        self.metrics.mark("first_audio_played_s", at=max(self._clock.now() - played, self._first_write_at))
 
     def _silence(self) -> None:
         """Tell every sink to drop the turn now, and remember how much of it was heard."""
@@ -614,7 +620,11 @@ def join_text(parts: Iterable[str]) -> str:
 
 
 def heard_prefix(
-    text: str, heard_s: float, duration_s: float, words: Sequence[Timing] = (), phonemes: Sequence[Timing] = ()
+    text: str,
+    heard_s: float,
+    duration_s: float,
+    words: Sequence[Timing] = (),
+    phonemes: Sequence[Timing] = (),
 ) -> str:
     """The part of a sentence's spoken text that was played in its first `heard_s` seconds.
 
@@ -644,7 +654,7 @@ def heard_prefix(
 
 
 def _end_of_words(text: str, played: Sequence[Timing]) -> int | None:
-    """Where the last played word ends in `text` (with its trailing punctuation); None if labels don't match."""
+    """Where the last played word ends in `text`, with its punctuation; None if the labels don't match."""
     lowered, position = text.lower(), 0
     for word in played:
         label = word.label.strip().lower()

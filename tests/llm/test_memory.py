@@ -56,7 +56,9 @@ def test_images_after_a_reply_come_as_their_own_camera_message() -> None:
     memory.add_user("Hi")
     memory.add_assistant("Hello")
     messages = memory.messages(images=[b"x"])
-    assert messages[-1].role == "user" and messages[-1].content == CAMERA_TAG and messages[-1].images == (b"x",)
+    assert (
+        messages[-1].role == "user" and messages[-1].content == CAMERA_TAG and messages[-1].images == (b"x",)
+    )
 
 
 def test_history_is_bounded_by_exchanges_and_characters() -> None:

@@ -51,7 +51,7 @@ class RigRenderer:
         # What the jaw motion reaches: the lens part fades as the rigid chin part takes over.
         self._lens_part = mouth.falloff * (1.0 - mouth.chin_ramp)
         self._chin_part = mouth.falloff * mouth.chin_ramp
-        self._inner_half = self._mouth_inner_half()
+        self._inner_half = float(mouth.params[3])
 
     def render(self, weights: FaceWeights) -> np.ndarray:
         """An RGB uint8 (size, size, 3) frame; a fresh array the caller may keep."""
@@ -101,12 +101,6 @@ class RigRenderer:
             slice(cy0 - hy0, cy1 - hy0), slice(cx0 - hx0, cx1 - hx0),
             slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0),
         )  # fmt: skip
-
-    def _mouth_inner_half(self) -> float:
-        mouth = self.rig.mouth
-        # s is along / inner_half, so one pixel step along the mouth axis changes s by this much.
-        row = mouth.s[mouth.s.shape[0] // 2]
-        return 1.0 / max(float(np.abs(np.diff(row)).mean()), 1e-6)
 
     def _add_mouth(self, weights: FaceWeights, shift: tuple[int, int, float, float]) -> _JawState | None:
         mouth = self.rig.mouth
@@ -174,7 +168,7 @@ class RigRenderer:
         if not alpha.any():
             return
         throat, tongue, teeth = mouth.colours
-        upper_teeth, teeth_px, _ = (float(v) for v in mouth.params)
+        upper_teeth, teeth_px = float(mouth.params[0]), float(mouth.params[1])
         lens = np.sqrt(np.clip(1.0 - s_c * s_c, 0.0, 1.0))
         # A dark throat; the tongue rises into view above the lower lip as the jaw drops; the corners
         # are in shadow. Lower teeth are a faint hint: the lower lip hides most of them in speech.

@@ -74,7 +74,7 @@ class MouthLayer:
     closed: np.ndarray  # (h, w, 2) backward field sliding the lower lip over the rest gap
     rest_gap: np.ndarray  # how far the lower lip slides up when closed (the rest gap at this column), px
     colours: np.ndarray  # (3, 3) float32 RGB: throat, tongue, teeth
-    params: np.ndarray  # (3,) float32: upper_teeth (0/1), lower teeth height px, rest gap px
+    params: np.ndarray  # (4,) float32: upper_teeth (0/1), teeth height px, rest gap px, inner half-width px
 
 
 @dataclass
@@ -453,7 +453,7 @@ def _mouth_layer(image: np.ndarray, points: np.ndarray, jaw_px: float) -> MouthL
         closed=closed,
         rest_gap=rest_gap.astype(np.float32),
         colours=_mouth_colours(image, points),
-        params=np.array([upper_teeth, 0.24 * jaw_px, max(centre_gap, 0.0)], np.float32),
+        params=np.array([upper_teeth, 0.24 * jaw_px, max(centre_gap, 0.0), inner_half], np.float32),
     )
 
 

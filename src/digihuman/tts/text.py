@@ -35,6 +35,7 @@ _ASCII_SOFT = frozenset(",:")
 _CLOSERS = frozenset("\"'”’」』》〉）)]】}")
 # Characters inside words and numbers: "3.14", "don't", "e-mail" are one unit each.
 _JOINERS = frozenset(".'’-")
+_FENCES = ("```", "~~~")
 # After a ".", these mean the text goes on: a domain, a path, a number, "e.g.,".
 _DOT_CONTINUES = frozenset("/@_-~#%&=+,;:，、")
 
@@ -110,8 +111,8 @@ class SentenceSplitter:
     brackets after a boundary stay with their sentence. The first sentence may be cut at a soft boundary
     (，、：,:) once it has `first_soft_units` units, so the first words can be spoken early. A sentence with
     fewer than `min_units` units is merged with the next; one with more than `max_units` is cut at its last
-    soft boundary (or between words). Sentences are the original text, only trimmed of surrounding
-    whitespace.
+    soft boundary (or between words). A fenced code block stays whole, as one "sentence" that
+    clean_for_speech drops. Sentences are the original text, only trimmed of surrounding whitespace.
     """
 
     def __init__(self, min_units: int = 2, max_units: int = 60, first_soft_units: int = 6) -> None:
@@ -157,6 +158,9 @@ class SentenceSplitter:
         soft_cuts: list[int] = []  # soft boundaries seen so far, for a max_units cut
         i = 0
         while i < len(text):
+            if _starts_fence(text, i):
+                # A code block is kept whole, so that clean_for_speech can drop all of it.
+                return _fence_end(text, i, final)
             if _starts_unit(text, i):
                 unit_starts.append(i)
                 if len(unit_starts) > self.max_units:
@@ -251,6 +255,27 @@ class SentenceSplitter:
             if after.isspace() or is_cjk(after):
                 return i + 1
         return 0
+
+
+def _starts_fence(text: str, i: int) -> bool:
+    """A ``` or ~~~ fence at the start of a line (or of the buffer: LLMs put fences on their own lines)."""
+    if not text.startswith(_FENCES, i):
+        return False
+    line_start = text.rfind("\n", 0, i) + 1
+    return not text[line_start:i].strip(" \t")
+
+
+def _fence_end(text: str, i: int, final: bool) -> int:
+    """The end of the code block opened at text[i]: after its closing fence's line, or the end of text."""
+    marker = text[i : i + 3]
+    line_end = text.find("\n", i)
+    while line_end != -1:
+        line_start = line_end + 1
+        line_end = text.find("\n", line_start)
+        closes = text[line_start : len(text) if line_end == -1 else line_end].lstrip(" \t").startswith(marker)
+        if closes and line_end != -1:
+            return line_end + 1
+    return len(text) if final else _WAIT
 
 
 def _absorb_closers(text: str, end: int, final: bool) -> int:
