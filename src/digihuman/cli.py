@@ -40,6 +40,48 @@ def cmd_say(args: argparse.Namespace) -> int:
     return 0
 
 
+def _apply_llm_flags(settings, args: argparse.Namespace) -> None:  # settings: Settings
+    if args.llm:
+        settings.llm.backend = args.llm
+        if not args.llm_url and args.llm == "openai" and settings.llm.url.rstrip("/").endswith(":11434"):
+            settings.llm.url = "http://127.0.0.1:8080/v1"  # the Ollama default would be wrong here
+    if args.llm_url:
+        settings.llm.url = args.llm_url
+    if args.model:
+        settings.llm.model = args.model
+
+
+def _session(args: argparse.Namespace, settings):  # -> Session
+    from digihuman.app import Session
+
+    return Session(
+        character_name=args.character or settings.character,
+        window=not args.no_window,
+        record=Path(args.record) if args.record else None,
+        metrics=getattr(args, "metrics", False),
+    )
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from digihuman.app import chat
+
+    settings = _settings(args)
+    _apply_llm_flags(settings, args)
+    if args.once is not None and not args.once.strip():
+        raise UserError("--once needs some text")
+    return chat(settings, _session(args, settings), once=args.once)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from digihuman.app import run
+
+    settings = _settings(args)
+    _apply_llm_flags(settings, args)
+    if args.duration is not None and args.duration <= 0:
+        raise UserError("--duration must be a positive number of seconds")
+    return run(settings, _session(args, settings), camera=args.camera, duration_s=args.duration)
+
+
 def cmd_characters_list(args: argparse.Namespace) -> int:
     from digihuman.character import list_characters
 
@@ -118,6 +160,15 @@ def _command(
     return parser
 
 
+def _session_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--character", help="character id or name (default: config `character`)")
+    parser.add_argument("--llm", choices=["ollama", "openai"], help="LLM backend (default: config llm.backend)")
+    parser.add_argument("--llm-url", metavar="URL", help="LLM server URL (OpenAI-compatible ones end in /v1)")
+    parser.add_argument("--model", help="model name (default: config llm.model)")
+    parser.add_argument("--record", metavar="DIR", help="write each turn to DIR/NNN.mp4 and DIR/turns.jsonl")
+    parser.add_argument("--no-window", action="store_true", help="do not open the window")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digihuman",
@@ -135,6 +186,23 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("-o", "--output", metavar="FILE.mp4", help="write an MP4 (H.264 + AAC)")
     say.add_argument("--play", action="store_true", help="show the window and play the audio")
     say.add_argument("--size", type=int, help="frame size in pixels (default: config face.size)")
+
+    chat = _command(sub, "chat", cmd_chat,
+                    "Talk with a character: type a line, it answers in voice and face, streaming.")
+    _session_flags(chat)
+    chat.add_argument("--once", metavar="TEXT", help="run one turn with TEXT and exit (0 when something "
+                      "was spoken)")
+    chat.add_argument("--metrics", action="store_true", help="print each turn's JSON metrics line")
+
+    run = _command(sub, "run", cmd_run,
+                   "The proactive companion: watch the camera and speak when something happens; lines typed "
+                   "on stdin are user messages.")
+    _session_flags(run)
+    run.add_argument("--camera", default="0", metavar="SOURCE",
+                     help="camera index, a video file (played at its own rate) or a folder of images "
+                     "(default: 0)")
+    run.add_argument("--duration", type=float, metavar="S", help="stop cleanly after S seconds")
+    run.add_argument("--metrics", action="store_true", help="print each turn's JSON metrics line")
 
     characters = sub.add_parser("characters", help="List, show and create characters.",
                                 description="List, show and create characters.")

@@ -76,6 +76,11 @@ class RigRenderer:
         frame[y0:y1, x0:x1] = self._warped
         return frame
 
+    def displacement(self, weights: FaceWeights) -> np.ndarray:
+        """The backward displacement (h, w, 2) over the head box for `weights` (for checks and debugging)."""
+        self.render(weights)
+        return self._map - self._base
+
     # --- local layers follow the head -----------------------------------------------------------------
 
     def _head_shift(self, box: np.ndarray, head: tuple[float, ...]) -> tuple[int, int, float, float]:

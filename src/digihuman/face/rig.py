@@ -116,14 +116,32 @@ class Rig:
         return rig_from_crop(self.source, self.source_landmarks, size)
 
     def motion_mask(self) -> np.ndarray:
-        """(size, size) bool: every pixel a frame may change (the head layer's non-zero area)."""
+        """(size, size) bool: every pixel a frame may change, for head weights within [-1, 1].
+
+        The head mask, plus the mouth and eye layers' support grown by how far the head can carry them.
+        """
         mask = np.zeros((self.size, self.size), bool)
         x0, y0, x1, y1 = self.head.box
         mask[y0:y1, x0:x1] = self.head.mask > 0
-        for box in (self.mouth.box, self.eyes[0].box, self.eyes[1].box):
-            bx0, by0, bx1, by1 = box
-            mask[by0:by1, bx0:bx1] = True
-        return mask
+        local = np.zeros_like(mask)
+        mouth = self.mouth
+        mouth_support = (
+            (mouth.falloff > 0) | np.any(mouth.horizontal != 0, axis=-1) | np.any(mouth.closed != 0, axis=-1)
+        )
+        carry = 0.0
+        for box, support in (
+            (mouth.box, mouth_support),
+            (self.eyes[0].box, np.ones(self.eyes[0].gap.shape, bool)),
+            (self.eyes[1].box, np.ones(self.eyes[1].gap.shape, bool)),
+        ):
+            bx0, by0, bx1, by1 = (int(v) for v in box)
+            local[by0:by1, bx0:bx1] |= support
+            cx = min(max((bx0 + bx1) // 2, x0), x1 - 1) - x0
+            cy = min(max((by0 + by1) // 2, y0), y1 - 1) - y0
+            carry = max(carry, float(np.abs(self.head.fields[:, cy, cx]).sum(axis=0).max()))
+        reach = math.ceil(carry) + 1
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+        return mask | cv2.dilate(local.astype(np.uint8), kernel).astype(bool)
 
     def save(self, path: Path) -> None:
         arrays: dict[str, np.ndarray] = {

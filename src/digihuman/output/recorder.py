@@ -333,3 +333,69 @@ class Mp4Recorder:
 
 class _Cancelled(Exception):
     """The turn was cancelled: stop encoding and delete the temporary file."""
+
+
+class TurnRecorder:
+    """A Sink for `--record DIR`: each turn becomes `DIR/NNN.mp4` (one Mp4Recorder per turn)."""
+
+    def __init__(self, directory: Path | str, fps: int = 25, size: int = 512) -> None:
+        self.directory = Path(directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputPathError(f"cannot create record folder {self.directory}: {exc.strerror}") from None
+        check_writable(self.directory / "000.mp4")
+        self.fps = fps
+        self.size = size
+        self._current: Mp4Recorder | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def path_for(self, turn_id: int) -> Path:
+        return self.directory / f"{turn_id:03d}.mp4"
+
+    def begin_turn(self, turn_id: int) -> None:
+        self._current = Mp4Recorder(self.path_for(turn_id), fps=self.fps, size=self.size)
+        self._current.begin_turn(turn_id)
+
+    async def write_audio(self, chunk: AudioChunk) -> None:
+        if self._current is not None:
+            await self._current.write_audio(chunk)
+
+    async def write_frame(self, frame: VideoFrame) -> None:
+        if self._current is not None:
+            await self._current.write_frame(frame)
+
+    async def end_turn(self, turn_id: int) -> None:
+        recorder, self._current = self._current, None
+        if recorder is not None:
+            await recorder.end_turn(turn_id)
+            await recorder.aclose()
+
+    def cancel_turn(self, turn_id: int) -> float:
+        # A cut turn is still saved, up to the cut: the record shows what happened.
+        recorder, self._current = self._current, None
+        if recorder is None:
+            return 0.0
+        written_s = recorder.played_s(turn_id)
+        task = asyncio.get_running_loop().create_task(self._save(recorder, turn_id))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        return written_s
+
+    @staticmethod
+    async def _save(recorder: Mp4Recorder, turn_id: int) -> None:
+        try:
+            await recorder.end_turn(turn_id)
+            await recorder.aclose()
+        except Exception as exc:
+            logger.warning("could not save the cut turn's recording %s: %s", recorder.path, exc)
+
+    def played_s(self, turn_id: int) -> float:
+        return self._current.played_s(turn_id) if self._current is not None else 0.0
+
+    async def aclose(self) -> None:
+        recorder, self._current = self._current, None
+        if recorder is not None:
+            await recorder.aclose()
+        if self._closing:
+            await asyncio.wait(self._closing)
