@@ -223,10 +223,12 @@ class Director:
         usage = Usage()
         metrics = TurnMetrics(clock=self.clock, started_at=triggered_at)
         stream = self._tracked(self.llm.stream(self.memory.messages(images=images), usage))
+        turn = Turn(next(self._turn_ids), stream, self.stage, usage=usage, metrics=metrics)
         try:
-            await self._perform(Turn(next(self._turn_ids), stream, self.stage, usage=usage, metrics=metrics))
+            await self._perform(turn)
         finally:
-            self.cost.record(usage, "user")
+            if turn.result is None:  # the turn never settled: its request still counts
+                self.cost.record(usage, "user")
 
     async def _proactive_activity(self, trigger: ProactiveTrigger) -> None:
         self.stats.rounds += 1
@@ -268,8 +270,8 @@ class Director:
             self.stats.failed += 1
             logger.warning("camera round (%s) failed: %s; carrying on", trigger.kind, exc)
         finally:
-            self.cost.record(usage, "proactive")
             if not handed_over:
+                self.cost.record(usage, "proactive")
                 await close_stream(stream)
 
     async def _perform(self, turn: Turn, observation: str | None = None) -> TurnResult:
@@ -281,6 +283,8 @@ class Director:
             self._turn = None
             result = turn.result
             if result is not None:
+                # Counted before `on_turn`, so the turn's record includes its own request.
+                self.cost.record(result.usage, result.trigger)
                 if result.trigger == "proactive":
                     self.stats.spoken += bool(result.text_spoken)
                     self.stats.failed += result.status == "failed"

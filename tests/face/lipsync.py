@@ -59,3 +59,14 @@ def loudness_envelope(
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     keep = ~(np.isnan(a) | np.isnan(b))
     return float(np.corrcoef(a[keep], b[keep])[0, 1])
+
+
+def pauses(envelope: np.ndarray, silent_below: float = 0.02) -> np.ndarray:
+    """Frames inside a pause: silent themselves, two frames after the sound stops and one before it
+    starts again (the mouth eases shut, and opens a frame early for the next sound)."""
+    silent = envelope < silent_below
+    inside = silent.copy()
+    for shift in (1, 2):
+        inside[shift:] &= silent[:-shift]
+    inside[:-1] &= silent[1:]
+    return inside
