@@ -1,6 +1,6 @@
 """Benchmark the built-in portrait animator: prints one JSON line.
 
-    .venv/bin/python benchmarks/animator.py [--size 512] [--threads 1] [--frames 300]
+.venv/bin/python benchmarks/animator.py [--size 512] [--threads 1] [--frames 300]
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pathlib import Path
 
 SENTENCES = {
     "en": "Hello there, I'm your digital human. I run on your own computer, and I'm happy to talk with you today.",
-    "zh": "你好，我是你的数字人。我运行在你自己的电脑上，今天很高兴和你聊天，有什么想说的吗？",
+    "zh": "你好，我是你的数字人，就住在你的电脑里。很高兴认识你！",
 }
 
 

@@ -13,9 +13,10 @@ than one model request in flight, and never two turns at once.
   stored). A reply whose first words arrive more than `max_age_s` after its frames were taken is stale and
   dropped. A failed round is logged and the companion carries on; its cooldown still applies.
 
-Rounds are not superseded by newer scene events: the reply describes frames at most `max_age_s` old, and the
-newer event gets its own round after the cooldown. Everything reads time through an injectable clock, so the
-policy runs on a virtual clock in tests and benchmarks.
+A round is superseded when a newer scene event arrives while its request runs: the reply describes a scene
+that has changed again, so it is dropped unspoken and the newer event (waiting in the slot) gets its own round
+after the cooldown. A burst of changes therefore earns one remark, about how the scene settled. Everything
+reads time through an injectable clock, so the policy runs on a virtual clock in tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class DirectorStats:
     spoken: int = 0  # proactive rounds that reached the speakers
     silent: int = 0  # the model chose silence
     stale: int = 0  # the reply came later than max_age_s: dropped
-    superseded: int = 0  # user text arrived before the reply was spoken: dropped
+    superseded: int = 0  # user text or a newer scene event arrived before the reply was spoken: dropped
     failed: int = 0  # the model failed; the companion carried on
     replaced: int = 0  # waiting triggers replaced by a newer one
     in_flight: int = 0
@@ -246,6 +247,11 @@ class Director:
             if head.lstrip().startswith(token) or (ended and not head.strip()):
                 self.stats.silent += 1
                 logger.info("camera round (%s): the model chose silence", trigger.kind)
+                return
+            newer = self._pending_trigger
+            if newer is not None and newer.kind != "greeting" and newer.at > issued_at:
+                self.stats.superseded += 1
+                logger.info("camera round (%s): superseded by %s; dropped", trigger.kind, newer.kind)
                 return
             age_s = self.clock.now() - issued_at
             if age_s > self.settings.max_age_s:

@@ -22,7 +22,9 @@ RATE = 16000
 async def stream(pcm: np.ndarray, chunk_s: float = 0.2, turn_id: int = 7) -> AsyncIterator[AudioChunk]:
     step = int(chunk_s * RATE)
     for start in range(0, len(pcm), step):
-        yield AudioChunk(pcm=pcm[start : start + step], sample_rate=RATE, start_s=start / RATE, turn_id=turn_id)
+        yield AudioChunk(
+            pcm=pcm[start : start + step], sample_rate=RATE, start_s=start / RATE, turn_id=turn_id
+        )
 
 
 async def animate(animator: PortraitAnimator, pcm: np.ndarray) -> list[VideoFrame]:
@@ -104,8 +106,8 @@ def test_blinks_are_natural_and_seeded() -> None:
     assert 10 <= len(starts) <= 30  # every 2-6 s, some doubled
     assert gaps.min() > 0.2 and gaps.max() < 6.5
     assert ((gaps > 1.9) & (gaps < 6.5)).mean() > 0.7
-    durations = [((times >= s) & (times < s + 0.5) & (np.array([life.blink(t) for t in times]) > 0)).sum() * 0.01
-                 for s in starts[:3]]  # fmt: skip
+    lids = np.array([life.blink(t) for t in times])
+    durations = [((times >= s) & (times < s + 0.5) & (lids > 0)).sum() * 0.01 for s in starts[:3]]
     assert all(0.1 <= d <= BLINK_DURATION_S + 0.02 for d in durations)
     again = IdleLife(seed=11)
     assert [again.blink(t) for t in times[::50]] == [life.blink(t) for t in times[::50]]

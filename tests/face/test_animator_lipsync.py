@@ -30,8 +30,7 @@ def meter() -> MouthMeter:
     return MouthMeter()
 
 
-@pytest.fixture(scope="module")
-def espeak_speech() -> list[AudioChunk]:
+def speak(text: str, voice: str, language: str) -> list[AudioChunk]:
     import asyncio
 
     try:
@@ -39,14 +38,19 @@ def espeak_speech() -> list[AudioChunk]:
     except ImportError as exc:
         pytest.skip(f"the espeak voice is not available ({exc})")
 
-    async def speak() -> list[AudioChunk]:
-        tts = EspeakTTS(voice="en-us")
+    async def synthesize() -> list[AudioChunk]:
+        tts = EspeakTTS(voice=voice)
         try:
-            return [chunk async for chunk in tts.synthesize(SENTENCES, "en")]
+            return [chunk async for chunk in tts.synthesize(text, language)]
         finally:
             await tts.aclose()
 
-    return asyncio.run(speak())
+    return asyncio.run(synthesize())
+
+
+@pytest.fixture(scope="module")
+def espeak_speech() -> list[AudioChunk]:
+    return speak(SENTENCES, "en-us", "en")
 
 
 async def replay(chunks: list[AudioChunk], with_timings: bool) -> AsyncIterator[AudioChunk]:
@@ -54,7 +58,9 @@ async def replay(chunks: list[AudioChunk], with_timings: bool) -> AsyncIterator[
         yield chunk if with_timings else AudioChunk(chunk.pcm, chunk.sample_rate, chunk.start_s)
 
 
-async def measure(rig: Rig, meter: MouthMeter, chunks: list[AudioChunk], with_timings: bool) -> tuple[float, np.ndarray, np.ndarray]:
+async def measure(
+    rig: Rig, meter: MouthMeter, chunks: list[AudioChunk], with_timings: bool
+) -> tuple[float, np.ndarray, np.ndarray]:
     animator = PortraitAnimator(rig, seed=5)
     frames = [frame async for frame in animator.animate(replay(chunks, with_timings))]
     await animator.aclose()
@@ -66,7 +72,9 @@ async def measure(rig: Rig, meter: MouthMeter, chunks: list[AudioChunk], with_ti
 
 
 @pytest.mark.parametrize("with_timings", [True, False], ids=["phoneme-timings", "audio-only"])
-async def test_espeak_lip_sync(rig: Rig, meter: MouthMeter, espeak_speech: list[AudioChunk], with_timings: bool) -> None:
+async def test_espeak_lip_sync(
+    rig: Rig, meter: MouthMeter, espeak_speech: list[AudioChunk], with_timings: bool
+) -> None:
     assert any(chunk.phonemes for chunk in espeak_speech)  # espeak reports its phonemes
     correlation, opening, envelope = await measure(rig, meter, espeak_speech, with_timings)
     print(f"lip sync ({'phonemes' if with_timings else 'audio'}): r = {correlation:.3f}")
@@ -77,11 +85,25 @@ async def test_espeak_lip_sync(rig: Rig, meter: MouthMeter, espeak_speech: list[
     assert np.nanmean(opening[envelope > 0.5]) > 2 * CLOSED_BELOW
 
 
+async def test_mandarin_lip_sync_on_the_shipped_character(meter: MouthMeter) -> None:
+    from digihuman.character import find_character
+
+    chunks = speak("你好，我叫小美。今天天气很好，我们出去走走吧。你觉得怎么样？", "cmn", "zh")
+    rig = Rig.load(find_character("xiaomei").rig_path)
+    correlation, opening, envelope = await measure(rig, meter, chunks, with_timings=True)
+    print(f"Mandarin lip sync (phonemes): r = {correlation:.3f}")
+    assert correlation >= MIN_CORRELATION
+    assert np.nanmax(opening[pauses(envelope)]) < CLOSED_BELOW
+
+
 def synthetic_speech(rate: int = 16000) -> tuple[np.ndarray, tuple[Timing, ...]]:
     """Voiced syllables with silent gaps, and made-up timings for them (no espeak needed)."""
     rng = np.random.default_rng(2)
-    plan = [("_", 0.3), ("h", 0.06), ("@", 0.14), ("l", 0.06), ("oU", 0.22), ("_", 0.4), ("m", 0.08), ("a", 0.22),
-            ("t", 0.06), ("i:", 0.16), ("_", 0.45), ("s", 0.1), ("O:", 0.25), ("k", 0.06), ("u:", 0.2), ("_", 0.4)]  # fmt: skip
+    plan = [
+        ("_", 0.3), ("h", 0.06), ("@", 0.14), ("l", 0.06), ("oU", 0.22), ("_", 0.4), ("m", 0.08),
+        ("a", 0.22), ("t", 0.06), ("i:", 0.16), ("_", 0.45), ("s", 0.1), ("O:", 0.25), ("k", 0.06),
+        ("u:", 0.2), ("_", 0.4),
+    ]  # fmt: skip
     pieces, timings, at = [], [], 0.0
     for label, length in plan:
         n = int(length * rate)
@@ -92,7 +114,11 @@ def synthetic_speech(rate: int = 16000) -> tuple[np.ndarray, tuple[Timing, ...]]
             vowel = label in {"@", "oU", "a", "i:", "O:", "u:"}
             envelope = np.sin(np.pi * t / length) ** 0.5
             tone = np.sin(2 * np.pi * 170 * t) + 0.5 * np.sin(2 * np.pi * 800 * t)
-            piece = (0.3 if vowel else 0.05) * envelope * (tone + (0.1 if vowel else 1.0) * rng.standard_normal(n))
+            piece = (
+                (0.3 if vowel else 0.05)
+                * envelope
+                * (tone + (0.1 if vowel else 1.0) * rng.standard_normal(n))
+            )
         pieces.append(piece)
         timings.append(Timing(label, at, at + length))
         at += length

@@ -13,8 +13,8 @@ def test_astronaut_landmarks_land_on_her_face(astronaut: np.ndarray, astronaut_l
     points = astronaut_landmarks
     assert points.shape == (NUM_LANDMARKS, 2) and points.dtype == np.float32
     # Her face spans roughly x 175..275, y 65..180 in the 512 px photo.
-    assert 170 < points[:, 0].min() and points[:, 0].max() < 285
-    assert 60 < points[:, 1].min() and points[:, 1].max() < 190
+    assert points[:, 0].min() > 170 and points[:, 0].max() < 285
+    assert points[:, 1].min() > 60 and points[:, 1].max() < 190
     assert 96 <= face_height(points) < 130
     # Index groups: eyes above the nose, nose above the mouth, mouth above the chin; right eye on the left.
     right_eye = points[list(lmk.RIGHT_EYE_UPPER)].mean(axis=0)
@@ -70,7 +70,7 @@ def test_mean_shape_is_symmetric_and_normalized() -> None:
     shape = load_mean_shape()
     assert shape.shape == (NUM_LANDMARKS, 2)
     # In units of the haar box: the face fills it, the chin hangs a little below it.
-    assert 0.0 < shape[:, 0].min() and shape[:, 0].max() < 1.0
+    assert shape[:, 0].min() > 0.0 and shape[:, 0].max() < 1.0
     eyes = shape[list(lmk.RIGHT_EYE_UPPER)].mean(axis=0), shape[list(lmk.LEFT_EYE_UPPER)].mean(axis=0)
     assert abs((eyes[0][0] + eyes[1][0]) / 2 - shape[lmk.NOSE_TIP][0]) < 0.03
     assert abs(eyes[0][1] - eyes[1][1]) < 0.03

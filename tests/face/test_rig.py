@@ -21,7 +21,9 @@ def test_crop_centres_the_face_in_the_upper_part(rig: Rig) -> None:
     assert rig.mouth_rests_open  # the astronaut smiles with her teeth showing
 
 
-def test_crop_near_the_photo_edge_repeats_the_edge(astronaut: np.ndarray, astronaut_landmarks: np.ndarray) -> None:
+def test_crop_near_the_photo_edge_repeats_the_edge(
+    astronaut: np.ndarray, astronaut_landmarks: np.ndarray
+) -> None:
     # Cut the photo just above her hair: the crop slides down a little (never far), stays square, and
     # what is still missing above repeats the photo's top row instead of showing black.
     top = int(astronaut_landmarks[:, 1].min()) - 20
@@ -40,7 +42,11 @@ def test_local_fields_vanish_at_their_box_edges(rig: Rig) -> None:
     """A displacement that is not zero at the edge of its box would tear the image along that edge."""
     renderer = RigRenderer(rig)
     hx0, hy0 = int(rig.head.box[0]), int(rig.head.box[1])
-    for weights in (FaceWeights(jaw=1.3, wide=1), FaceWeights(jaw=1, pucker=1), FaceWeights(closed=1, blink=1)):
+    for weights in (
+        FaceWeights(jaw=1.3, wide=1),
+        FaceWeights(jaw=1, pucker=1),
+        FaceWeights(closed=1, blink=1),
+    ):
         moved = renderer.displacement(weights)
         assert np.abs(moved).max() > 5
         for box in (rig.mouth.box, rig.eyes[0].box, rig.eyes[1].box):
@@ -94,7 +100,11 @@ def test_load_rebuilds_for_another_size_or_an_old_format(rig: Rig, tmp_path: Pat
 def test_unusable_rig_files(tmp_path: Path) -> None:
     (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
     np.savez(tmp_path / "other.npz", something=np.zeros(3))
-    for name, expected in (("absent.npz", "does not exist"), ("junk.npz", "unreadable"), ("other.npz", "not a")):
+    for name, expected in (
+        ("absent.npz", "does not exist"),
+        ("junk.npz", "unreadable"),
+        ("other.npz", "not a"),
+    ):
         with pytest.raises(CharacterError, match=expected):
             Rig.load(tmp_path / name)
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -71,7 +73,7 @@ def test_smoother_has_fast_attack_slower_release_and_settles() -> None:
     closed = [smoother.step(REST).jaw for _ in range(8)]
     assert opened[0] > 0.6 and opened[-1] > 0.98
     assert 1.0 > closed[0] > 0.3 and closed[-1] < 0.01
-    assert all(b <= a for a, b in zip(closed, closed[1:], strict=False))
+    assert all(b <= a for a, b in itertools.pairwise(closed))
 
 
 def tone(seconds: float, rate: int = 16000, amplitude: float = 0.3) -> np.ndarray:

@@ -137,7 +137,9 @@ class PortraitAnimator:
         closed = shape.closed
         if self.rests_closed:
             closed = max(closed, 1.0 - shape.jaw / PART_LIPS_BY)
-        return FaceWeights(jaw=shape.jaw, wide=shape.wide, pucker=shape.pucker, closed=min(closed, 1.0), nod=nod)
+        return FaceWeights(
+            jaw=shape.jaw, wide=shape.wide, pucker=shape.pucker, closed=min(closed, 1.0), nod=nod
+        )
 
     # --- internals --------------------------------------------------------------------------------------
 

@@ -40,7 +40,9 @@ def speech_like_audio(seconds: float, seed: int = 0) -> np.ndarray:
     return pcm
 
 
-def run_animator_benchmark(size: int = 512, threads: int = 1, frames: int = 300, rig_path: Path | None = None) -> dict:
+def run_animator_benchmark(
+    size: int = 512, threads: int = 1, frames: int = 300, rig_path: Path | None = None
+) -> dict:
     """Render `frames` frames of speech through `PortraitAnimator.animate`; OpenCV limited to one thread.
 
     Returns fps and ms_per_frame from wall time, and cpu_ms_per_frame from process CPU time (the cost on
@@ -81,7 +83,9 @@ async def _render_all(animator: PortraitAnimator, pcm: np.ndarray) -> int:
     async def chunks() -> AsyncIterator[AudioChunk]:
         step = SAMPLE_RATE // 5
         for start in range(0, len(pcm), step):
-            yield AudioChunk(pcm=pcm[start : start + step], sample_rate=SAMPLE_RATE, start_s=start / SAMPLE_RATE)
+            yield AudioChunk(
+                pcm=pcm[start : start + step], sample_rate=SAMPLE_RATE, start_s=start / SAMPLE_RATE
+            )
 
     count = 0
     async for _ in animator.animate(chunks()):

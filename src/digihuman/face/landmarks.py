@@ -174,7 +174,9 @@ def _second_face_confirmed(
     return any(_mesh_faces_in_box(mesh, image, box) for box in candidates[:3])
 
 
-def _mesh_faces_in_box(mesh: Any, image: np.ndarray, box: tuple[float, float, float, float]) -> list[np.ndarray]:
+def _mesh_faces_in_box(
+    mesh: Any, image: np.ndarray, box: tuple[float, float, float, float]
+) -> list[np.ndarray]:
     x, y, w, h = box
     side = 2.2 * max(w, h)
     x0 = int(max(0, x + w / 2 - side / 2))

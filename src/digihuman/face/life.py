@@ -54,7 +54,9 @@ class IdleLife:
         """(roll, nod, turn, breath) weights at `t_s`."""
         roll, nod, turn = (
             amount * float(np.mean(np.sin(2 * math.pi * freqs * t_s + phases)))
-            for amount, (freqs, phases) in zip((ROLL_AMOUNT, NOD_AMOUNT, TURN_AMOUNT), self._waves, strict=True)
+            for amount, (freqs, phases) in zip(
+                (ROLL_AMOUNT, NOD_AMOUNT, TURN_AMOUNT), self._waves, strict=True
+            )
         )
         breath = BREATH_AMOUNT * math.sin(2 * math.pi * BREATH_HZ * t_s + self._breath_phase)
         # Mean of three unit sines stays within +-1; scale so typical motion reaches the full amount.

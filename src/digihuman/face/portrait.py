@@ -43,7 +43,9 @@ def load_portrait(path: Path) -> np.ndarray:
     except UnidentifiedImageError:
         raise CharacterError(f"portrait {path} is not an image; use {SUPPORTED}") from None
     except Image.DecompressionBombError:
-        raise CharacterError(f"portrait {path} is too large to decode safely; resize it below 100 MP") from None
+        raise CharacterError(
+            f"portrait {path} is too large to decode safely; resize it below 100 MP"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise CharacterError(f"portrait {path} is corrupt or truncated ({exc}); use another photo") from None
 

@@ -31,9 +31,19 @@ class FaceWeights:
     breath: float = 0.0
 
 
-# The open jaw's per-pixel state, handed to the interior painter: t, opening, s (cut to the placed mouth
-# box), then the mouth-box rows and columns and the head-map rows and columns they were cut from.
-_JawState = tuple[np.ndarray, np.ndarray, np.ndarray, slice, slice, slice, slice]
+@dataclass(slots=True)
+class _MouthState:
+    """Where the mouth layer landed this frame, and what the painter needs from the warp."""
+
+    rows: slice  # of the mouth layer's arrays
+    cols: slice
+    map_rows: slice  # of the head box
+    map_cols: slice
+    frac_across: float  # sub-pixel head shift across the mouth
+    closed: float
+    t: np.ndarray | None = None  # px below the (closing) split, at each output pixel
+    opening: np.ndarray | None = None  # how far the lower lip has dropped there, px
+    s: np.ndarray | None = None  # position along the mouth, in inner half-widths
 
 
 class RigRenderer:
@@ -63,14 +73,16 @@ class RigRenderer:
                 cv2.scaleAdd(field, float(weight), warp, dst=warp)
 
         mouth_shift = self._head_shift(self.rig.mouth.box, head)
-        jaw_state = self._add_mouth(weights, mouth_shift)
+        mouth_state = self._add_mouth(weights, mouth_shift)
         if weights.blink > 0.005:
             for eye in self.rig.eyes:
                 self._add_blink(eye, min(weights.blink, 1.0), self._head_shift(eye.box, head))
 
-        cv2.remap(self._image, warp, None, cv2.INTER_LINEAR, dst=self._warped, borderMode=cv2.BORDER_REPLICATE)
-        if jaw_state is not None:
-            self._paint_interior(weights, jaw_state)
+        cv2.remap(
+            self._image, warp, None, cv2.INTER_LINEAR, dst=self._warped, borderMode=cv2.BORDER_REPLICATE
+        )
+        if mouth_state is not None:
+            self._paint_mouth(weights, mouth_state)
         frame = self._image.copy()
         x0, y0, x1, y1 = self._head_box
         frame[y0:y1, x0:x1] = self._warped
@@ -96,7 +108,9 @@ class RigRenderer:
         ix, iy = math.floor(dx + 0.5), math.floor(dy + 0.5)
         return ix, iy, dx - ix, dy - iy
 
-    def _place(self, box: np.ndarray, shift: tuple[int, int, float, float]) -> tuple[slice, slice, slice, slice]:
+    def _place(
+        self, box: np.ndarray, shift: tuple[int, int, float, float]
+    ) -> tuple[slice, slice, slice, slice]:
         """Slices of the head map and of the layer's own arrays where the shifted layer lands."""
         hx0, hy0, hx1, hy1 = self._head_box
         x0, y0 = int(box[0]) + shift[0], int(box[1]) + shift[1]
@@ -107,7 +121,7 @@ class RigRenderer:
             slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0),
         )  # fmt: skip
 
-    def _add_mouth(self, weights: FaceWeights, shift: tuple[int, int, float, float]) -> _JawState | None:
+    def _add_mouth(self, weights: FaceWeights, shift: tuple[int, int, float, float]) -> _MouthState | None:
         mouth = self.rig.mouth
         stretch = WIDE_STRETCH * weights.wide - ROUND_SQUEEZE * weights.pucker
         closed = min(max(weights.closed, 0.0), 1.0)
@@ -123,8 +137,9 @@ class RigRenderer:
             target += stretch * mouth.horizontal[rows, cols]
         if closed:
             target += closed * mouth.closed[rows, cols]
+        state = _MouthState(rows, cols, map_rows, map_cols, frac_across, closed)
         if jaw <= 0.002:
-            return None
+            return state
         # Where each output pixel sits relative to the (stretched, sub-pixel shifted) mouth.
         s = mouth.s[rows, cols] - stretch * mouth.s_bump[rows, cols] - frac_along / self._inner_half
         lens = np.sqrt(np.clip(1.0 - s * s, 0.0, 1.0))
@@ -136,7 +151,8 @@ class RigRenderer:
         moved = np.minimum(np.maximum(t, 0.0), opening)
         target[..., 0] -= moved * float(mouth.down[0])
         target[..., 1] -= moved * float(mouth.down[1])
-        return (t, opening, s, rows, cols, map_rows, map_cols)
+        state.t, state.opening, state.s = t, opening, s
+        return state
 
     def _add_blink(self, eye: EyeLayer, blink: float, shift: tuple[int, int, float, float]) -> None:
         map_rows, map_cols, rows, cols = self._place(eye.box, shift)
@@ -156,23 +172,41 @@ class RigRenderer:
 
     # --- mouth interior ---------------------------------------------------------------------------------
 
-    def _paint_interior(self, weights: FaceWeights, jaw_state: _JawState) -> None:
+    def _paint_mouth(self, weights: FaceWeights, state: _MouthState) -> None:
         mouth = self.rig.mouth
-        t, opening, s, rows, cols, map_rows, map_cols = jaw_state
         cbox = mouth.cavity_box
+        rows, cols = state.rows, state.cols
         top, bottom = max(int(cbox[1]), rows.start), min(int(cbox[3]), rows.stop)
         left, right = max(int(cbox[0]), cols.start), min(int(cbox[2]), cols.stop)
         if bottom <= top or right <= left:
             return
-        cut = (slice(top - rows.start, bottom - rows.start), slice(left - cols.start, right - cols.start))
-        t_c, open_c, s_c = t[cut], opening[cut], s[cut]
-        to_map_y, to_map_x = map_rows.start - rows.start, map_cols.start - cols.start
+        to_map_y, to_map_x = state.map_rows.start - rows.start, state.map_cols.start - cols.start
         region = self._warped[top + to_map_y : bottom + to_map_y, left + to_map_x : right + to_map_x]
+        if state.closed > 0.01 and float(mouth.params[2]) > 1.0:
+            self._paint_seam(region, state, slice(top, bottom), slice(left, right))
+        if state.t is not None:
+            cut = (slice(top - rows.start, bottom - rows.start), slice(left - cols.start, right - cols.start))
+            self._paint_interior(region, weights, state.t[cut], state.opening[cut], state.s[cut])  # type: ignore[index]
+
+    def _paint_seam(self, region: np.ndarray, state: _MouthState, rows: slice, cols: slice) -> None:
+        """The dark line where closing lips meet; it also hides the hard edge of the lower lip's slide."""
+        mouth = self.rig.mouth
+        seam = mouth.seam[rows, cols] - state.frac_across
+        ends = np.clip((1.08 - np.abs(mouth.s[rows, cols])) / 0.2, 0.0, 1.0)
+        alpha = (0.8 * state.closed) * np.exp(-((seam / 0.9) ** 2)) * ends
+        crease = mouth.colours[3]
+        blended = region + alpha[..., None] * (crease - region)
+        region[...] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+    def _paint_interior(
+        self, region: np.ndarray, weights: FaceWeights, t_c: np.ndarray, open_c: np.ndarray, s_c: np.ndarray
+    ) -> None:
+        mouth = self.rig.mouth
         above_lip = open_c - t_c  # distance up from the lowered lower lip
         alpha = np.clip(above_lip, 0.0, 1.0) * np.clip(t_c + 0.5, 0.0, 1.0) * np.clip(open_c, 0.0, 1.0)
         if not alpha.any():
             return
-        throat, tongue, teeth = mouth.colours
+        throat, tongue, teeth = mouth.colours[:3]
         upper_teeth, teeth_px = float(mouth.params[0]), float(mouth.params[1])
         lens = np.sqrt(np.clip(1.0 - s_c * s_c, 0.0, 1.0))
         # A dark throat; the tongue rises into view above the lower lip as the jaw drops; the corners

@@ -33,7 +33,7 @@ from digihuman.face import landmarks as lmk
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SOURCE_MAX_SIDE = 1024
 # Crop geometry, in face heights (forehead-top to chin): the crop is CROP_FACE_HEIGHTS tall and the
 # mid-face sits FACE_CENTRE_FROM_TOP of the way down, which leaves room for hair and some shoulders.
@@ -67,13 +67,13 @@ class MouthLayer:
     s: np.ndarray  # along the mouth, in inner half-widths (0 at the centre)
     s_bump: np.ndarray  # s times the lip-area bump (for wide/round)
     t: np.ndarray  # px below the split curve (negative above)
-    t_pos: np.ndarray  # max(t, 0)
     chin_ramp: np.ndarray  # how much of the rigid jaw motion reaches here (smoothstep of t)
     falloff: np.ndarray  # lateral and neck falloff of the jaw motion
     horizontal: np.ndarray  # (h, w, 2) backward field of a +1 horizontal lip stretch (per unit)
     closed: np.ndarray  # (h, w, 2) backward field sliding the lower lip over the rest gap
     rest_gap: np.ndarray  # how far the lower lip slides up when closed (the rest gap at this column), px
-    colours: np.ndarray  # (3, 3) float32 RGB: throat, tongue, teeth
+    seam: np.ndarray  # px below the line where closed lips meet
+    colours: np.ndarray  # (4, 3) float32 RGB: throat, tongue, teeth, lip crease
     params: np.ndarray  # (4,) float32: upper_teeth (0/1), teeth height px, rest gap px, inner half-width px
 
 
@@ -265,8 +265,10 @@ def rig_from_crop(source: np.ndarray, source_landmarks: np.ndarray, size: int) -
         jaw_px=jaw_px,
         head=_head_layer(points, size),
         mouth=_mouth_layer(image, points, jaw_px),
-        eyes=(_eye_layer(points, lmk.RIGHT_EYE_UPPER, lmk.RIGHT_EYE_LOWER, lmk.RIGHT_BROW, size),
-              _eye_layer(points, lmk.LEFT_EYE_UPPER, lmk.LEFT_EYE_LOWER, lmk.LEFT_BROW, size)),  # fmt: skip
+        eyes=(
+            _eye_layer(points, lmk.RIGHT_EYE_UPPER, lmk.RIGHT_EYE_LOWER, lmk.RIGHT_BROW, size),
+            _eye_layer(points, lmk.LEFT_EYE_UPPER, lmk.LEFT_EYE_LOWER, lmk.LEFT_BROW, size),
+        ),
         source=source,
         source_landmarks=source_landmarks.astype(np.float32),
     )
@@ -310,7 +312,12 @@ def _project(points: np.ndarray, origin: np.ndarray, right: np.ndarray) -> tuple
 
 
 def _clip_box(x0: float, y0: float, x1: float, y1: float, size: int) -> tuple[int, int, int, int]:
-    return (max(0, math.floor(x0)), max(0, math.floor(y0)), min(size, math.ceil(x1)), min(size, math.ceil(y1)))
+    return (
+        max(0, math.floor(x0)),
+        max(0, math.floor(y0)),
+        min(size, math.ceil(x1)),
+        min(size, math.ceil(y1)),
+    )
 
 
 def _rotated_box(
@@ -355,8 +362,12 @@ def _head_layer(points: np.ndarray, size: int) -> HeadLayer:
     neck_top = chin - 0.25 * height * down
     neck_bottom = chin + 0.55 * height * down
     neck = np.array(
-        [neck_top - neck_half * right, neck_top + neck_half * right,
-         neck_bottom + neck_half * right, neck_bottom - neck_half * right]  # fmt: skip
+        [
+            neck_top - neck_half * right,
+            neck_top + neck_half * right,
+            neck_bottom + neck_half * right,
+            neck_bottom - neck_half * right,
+        ]
     )
     cv2.fillPoly(core, [np.round(neck).astype(np.int32)], 1)
 
@@ -410,7 +421,8 @@ def _mouth_layer(image: np.ndarray, points: np.ndarray, jaw_px: float) -> MouthL
     jaw_half = 0.5 * float(np.ptp(oval_along))
     chin_t = float(_project(points[[lmk.CHIN]], centre, right)[1][0])
 
-    box = _rotated_box(centre, right, (-jaw_half, jaw_half), (-0.25 * height, chin_t + 0.5 * height), size)
+    # Tall enough for the lip bump above and the fade into the neck below (both end within 0.2 face heights).
+    box = _rotated_box(centre, right, (-jaw_half, jaw_half), (-0.22 * height, chin_t + 0.22 * height), size)
     along, across = _frame_coords(box, centre, right)
     s = along / inner_half
     lower = _project(points[list(lmk.LIPS_INNER_LOWER)], centre, right)
@@ -418,7 +430,6 @@ def _mouth_layer(image: np.ndarray, points: np.ndarray, jaw_px: float) -> MouthL
     outer_lower = _project(points[list(lmk.LIPS_OUTER_LOWER)], centre, right)
     split = _curve((lower[0] / inner_half, lower[1]), s)
     t = across - split
-    t_pos = np.maximum(t, 0.0)
 
     # The chin moves rigidly; right under the lips the lens shape takes over. The ramp is gentle enough
     # (slope < 1 / jaw_px) that beside the mouth corners the skin stretches instead of tearing open.
@@ -440,9 +451,11 @@ def _mouth_layer(image: np.ndarray, points: np.ndarray, jaw_px: float) -> MouthL
     upper_curve = _curve((upper[0] / inner_half, upper[1]), s)
     rest_gap = np.clip(split - upper_curve, 0.0, None)
     rest_gap[np.abs(s) > 1] = 0.0
-    # A hard edge a pixel above the landmark contour, and a pixel of overshoot: a soft edge or an exact
-    # fit would leave a sliver of teeth showing between the lips.
-    below_upper = (across >= upper_curve - 1.0).astype(np.float32)
+    # The slide starts a pixel above the landmark contour, overshoots by a pixel and a half, and eases in
+    # over a pixel and a half: an exact fit leaves a sliver of teeth between the lips. The crease the
+    # renderer paints along the seam covers the teeth the soft edge samples.
+    seam = across - (upper_curve - 1.0)
+    below_upper = np.clip(seam / 1.5 + 0.5, 0.0, 1.0)
     rest_gap = rest_gap + 1.5 * np.clip(rest_gap, 0.0, 1.0)
     lip_bottom = float(outer_lower[1].max())
     drag = 1.0 - smoothstep((across - lip_bottom) / max(chin_t - lip_bottom, 4.0))
@@ -450,8 +463,11 @@ def _mouth_layer(image: np.ndarray, points: np.ndarray, jaw_px: float) -> MouthL
 
     # The interior can only show between the split and the lowest the lower lip can go.
     cx0, cy0, cx1, cy1 = _rotated_box(
-        centre, right, (-1.1 * inner_half, 1.1 * inner_half),
-        (float(lower[1].min()) - 2, float(lower[1].max()) + 1.3 * jaw_px + 2), size,
+        centre,
+        right,
+        (-1.1 * inner_half, 1.1 * inner_half),
+        (min(float(lower[1].min()), float(upper[1].min())) - 3, float(lower[1].max()) + 1.3 * jaw_px + 2),
+        size,
     )
     cx0, cy0, cx1, cy1 = max(cx0, box[0]), max(cy0, box[1]), min(cx1, box[2]), min(cy1, box[3])
     cavity_box = np.array([cx0 - box[0], cy0 - box[1], cx1 - box[0], cy1 - box[1]], np.int32)
@@ -464,19 +480,19 @@ def _mouth_layer(image: np.ndarray, points: np.ndarray, jaw_px: float) -> MouthL
         s=s.astype(np.float32),
         s_bump=(s * bump).astype(np.float32),
         t=t.astype(np.float32),
-        t_pos=t_pos.astype(np.float32),
         chin_ramp=chin_ramp.astype(np.float32),
         falloff=falloff,
         horizontal=horizontal.astype(np.float32),
         closed=closed,
         rest_gap=rest_gap.astype(np.float32),
+        seam=seam.astype(np.float32),
         colours=_mouth_colours(image, points),
         params=np.array([upper_teeth, 0.24 * jaw_px, max(centre_gap, 0.0), inner_half], np.float32),
     )
 
 
 def _mouth_colours(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Throat, tongue and teeth colours taken from the photo, so the interior matches its light."""
+    """Throat, tongue, teeth and lip-crease colours from the photo, so the interior matches its light."""
     size = image.shape[0]
     lips = np.zeros((size, size), np.uint8)
     outer = np.concatenate([points[list(lmk.LIPS_OUTER_UPPER)], points[list(lmk.LIPS_OUTER_LOWER)][::-1]])
@@ -496,14 +512,19 @@ def _mouth_colours(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     teeth = np.clip(teeth * 0.92, 0, 255)
     throat = lip * np.array([0.2, 0.09, 0.09], np.float32)
     tongue = lip * np.array([0.4, 0.19, 0.19], np.float32)
-    return np.stack([throat, tongue, teeth]).astype(np.float32)
+    crease = lip * np.array([0.5, 0.33, 0.33], np.float32)
+    return np.stack([throat, tongue, teeth, crease]).astype(np.float32)
 
 
 # --- eyes -------------------------------------------------------------------------------------------
 
 
 def _eye_layer(
-    points: np.ndarray, upper_ids: tuple[int, ...], lower_ids: tuple[int, ...], brow_ids: tuple[int, ...], size: int
+    points: np.ndarray,
+    upper_ids: tuple[int, ...],
+    lower_ids: tuple[int, ...],
+    brow_ids: tuple[int, ...],
+    size: int,
 ) -> EyeLayer:
     corner_a, corner_b = points[upper_ids[0]], points[upper_ids[-1]]
     right = _unit(corner_b - corner_a)
@@ -516,7 +537,11 @@ def _eye_layer(
     max_gap = max(float((lower[1] - upper[1]).max()), 1.0)
     brow_distance = max(float(upper[1].min() - brow[1].mean()), 2.5 * max_gap)
     box = _rotated_box(
-        centre, right, (-1.4 * half, 1.4 * half), (-brow_distance - 2, float(lower[1].max()) + 0.5 * max_gap + 2), size
+        centre,
+        right,
+        (-1.4 * half, 1.4 * half),
+        (-brow_distance - 2, float(lower[1].max()) + 0.5 * max_gap + 2),
+        size,
     )
     along, across = _frame_coords(box, centre, right)
     upper_curve = _curve(upper, along)

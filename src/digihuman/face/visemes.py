@@ -236,7 +236,11 @@ class Smoother:
     """One-pole filters per channel with separate attack and release times."""
 
     def __init__(
-        self, fps: int, attack_s: float = 0.035, release_s: float = 0.04, closed_attack_s: float = 0.02,
+        self,
+        fps: int,
+        attack_s: float = 0.035,
+        release_s: float = 0.04,
+        closed_attack_s: float = 0.02,
         closed_release_s: float = 0.03,
     ) -> None:
         self._attack = 1.0 - math.exp(-1.0 / (fps * attack_s))
