@@ -30,27 +30,23 @@ def meter() -> MouthMeter:
     return MouthMeter()
 
 
-def speak(text: str, voice: str, language: str) -> list[AudioChunk]:
-    import asyncio
-
+async def speak(text: str, voice: str, language: str) -> list[AudioChunk]:
     try:
         from digihuman.tts.espeak import EspeakTTS
     except ImportError as exc:
         pytest.skip(f"the espeak voice is not available ({exc})")
-
-    async def synthesize() -> list[AudioChunk]:
-        tts = EspeakTTS(voice=voice)
-        try:
-            return [chunk async for chunk in tts.synthesize(text, language)]
-        finally:
-            await tts.aclose()
-
-    return asyncio.run(synthesize())
+    tts = EspeakTTS(voice=voice)
+    try:
+        return [chunk async for chunk in tts.synthesize(text, language)]
+    finally:
+        await tts.aclose()
 
 
 @pytest.fixture(scope="module")
 def espeak_speech() -> list[AudioChunk]:
-    return speak(SENTENCES, "en-us", "en")
+    import asyncio
+
+    return asyncio.run(speak(SENTENCES, "en-us", "en"))
 
 
 async def replay(chunks: list[AudioChunk], with_timings: bool) -> AsyncIterator[AudioChunk]:
@@ -88,7 +84,7 @@ async def test_espeak_lip_sync(
 async def test_mandarin_lip_sync_on_the_shipped_character(meter: MouthMeter) -> None:
     from digihuman.character import find_character
 
-    chunks = speak("你好，我叫小美。今天天气很好，我们出去走走吧。你觉得怎么样？", "cmn", "zh")
+    chunks = await speak("你好，我叫小美。今天天气很好，我们出去走走吧。你觉得怎么样？", "cmn", "zh")
     rig = Rig.load(find_character("xiaomei").rig_path)
     correlation, opening, envelope = await measure(rig, meter, chunks, with_timings=True)
     print(f"Mandarin lip sync (phonemes): r = {correlation:.3f}")

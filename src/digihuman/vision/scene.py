@@ -55,7 +55,7 @@ class SceneWatcher:
         detect_faces: bool = True,
         arrive_samples: int = 2,
         leave_samples: int = 4,
-        face_width: int = 192,
+        face_width: int = 448,
         min_face_fraction: float = 0.12,
         drift_rate: float = 0.05,
         redetect_every: int = 30,
