@@ -204,9 +204,10 @@ class Session:
 class TurnLog:
     """Writes `turns.jsonl` (with --record) and prints the same line (with --metrics)."""
 
-    def __init__(self, record: Path | None, print_metrics: bool) -> None:
+    def __init__(self, record: Path | None, print_metrics: bool, *, report_failures: bool = True) -> None:
         self.path = record / "turns.jsonl" if record is not None else None
         self.print_metrics = print_metrics
+        self.report_failures = report_failures  # off for `chat --once`: its exit error says it already
         self.results: list[TurnResult] = []
         self.cost = None  # set by the caller: the director's CostMeter
 
@@ -222,7 +223,7 @@ class TurnLog:
             print(line, flush=True)
         if result.text_shown and not self.print_metrics:
             print(f"{result.text_shown}", flush=True)
-        if result.status == "failed":
+        if result.status == "failed" and self.report_failures:
             print(f"digihuman: turn {result.turn_id} failed: {result.error}", file=sys.stderr, flush=True)
 
 
@@ -260,13 +261,15 @@ async def _director_session(
     from digihuman.llm.memory import ConversationMemory
 
     character = find_character(session.character_name)
-    log = TurnLog(session.record, session.metrics)
+    log = TurnLog(session.record, session.metrics, report_failures=once is None)
     performer = await Performer.open(
         character, settings, window=session.window, extra_sinks=_session_sinks(session, settings)
     )
     llm = make_llm(settings.llm)
     tasks: list[asyncio.Task[None]] = []
     director: Director | None = None
+    runner: asyncio.Task[None] | None = None
+    failed = False
     try:
         with contextlib.suppress(UserError):  # a failed preload is reported by the first turn instead
             await llm.preload()
@@ -294,13 +297,19 @@ async def _director_session(
                     raise exc
             director.stop()
         await runner
+    except Exception:
+        failed = True
+        raise
     finally:
-        for task in tasks:
+        # On Ctrl-C this task is cancelled while the director still runs: stop it (cutting and logging
+        # its turn) before the outputs close under it, so the files and the cost line are complete.
+        for task in (*tasks, *([runner] if runner is not None else [])):
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *([runner] if runner is not None else []), return_exceptions=True)
         await llm.aclose()
         await performer.aclose()
-        if director is not None and (proactive or director.cost.snapshot().get("calls", 0)):
+        calls = director.cost.snapshot().get("calls", 0) if director is not None else 0
+        if director is not None and (calls or (proactive and not failed)):
             print(director.cost.summary_line(), file=sys.stderr)
     if once is not None:
         result = log.results[-1] if log.results else None

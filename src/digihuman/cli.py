@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -95,9 +96,17 @@ def cmd_characters_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
     for c in characters:
-        print(f"{c.id:<16} {c.name:<16} {c.language:<4} {c.source:<8} voice={c.spec.voice.backend} "
-              f"face={c.spec.face.backend}")
+        print(f"{_pad(c.id, 16)} {_pad(c.name, 16)} {c.language:<4} {c.source:<8} "
+              f"voice={c.spec.voice.backend} face={c.spec.face.backend}")
     return 0
+
+
+def _pad(text: str, width: int) -> str:
+    """Left-align in `width` terminal columns: CJK characters take two, so str.ljust misaligns them."""
+    import unicodedata
+
+    columns = sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+    return text + " " * max(0, width - columns)
 
 
 def cmd_characters_new(args: argparse.Namespace) -> int:
@@ -255,6 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("digihuman: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `digihuman doctor --json | head`: the reader left early; no traceback, and point stdout at
+        # /dev/null so the flush at exit cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

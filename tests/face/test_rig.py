@@ -96,6 +96,11 @@ def test_load_rebuilds_for_another_size_or_an_old_format(rig: Rig, tmp_path: Pat
     rebuilt = Rig.load(tmp_path / "old.npz")
     assert rebuilt.size == 512 and np.abs(rebuilt.jaw_px - rig.jaw_px) < 0.5
 
+    arrays["meta"] = np.array(json.dumps(meta))
+    del arrays["mouth.seam"]
+    np.savez(tmp_path / "damaged.npz", **arrays)
+    assert np.array_equal(Rig.load(tmp_path / "damaged.npz").mouth.seam, rig.mouth.seam)
+
 
 def test_unusable_rig_files(tmp_path: Path) -> None:
     (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")

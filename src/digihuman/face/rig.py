@@ -193,17 +193,22 @@ class Rig:
                 values[item.name] = value.astype(np.float32) if value.dtype == np.float16 else value
             return kind(**values)
 
-        return cls(
-            size=int(meta["size"]),
-            image=arrays["image"],
-            landmarks=arrays["landmarks"].astype(np.float32),
-            jaw_px=float(meta["jaw_px"]),
-            head=layer(HeadLayer, "head"),
-            mouth=layer(MouthLayer, "mouth"),
-            eyes=(layer(EyeLayer, "eye0"), layer(EyeLayer, "eye1")),
-            source=source,
-            source_landmarks=source_landmarks,
-        )
+        try:
+            return cls(
+                size=int(meta["size"]),
+                image=arrays["image"],
+                landmarks=arrays["landmarks"].astype(np.float32),
+                jaw_px=float(meta["jaw_px"]),
+                head=layer(HeadLayer, "head"),
+                mouth=layer(MouthLayer, "mouth"),
+                eyes=(layer(EyeLayer, "eye0"), layer(EyeLayer, "eye1")),
+                source=source,
+                source_landmarks=source_landmarks,
+            )
+        except (KeyError, TypeError, ValueError):
+            # Fields missing or damaged, the crop intact: the rig can still be made again.
+            logger.warning("rig %s is incomplete; rebuilding it from its stored crop", path)
+            return rig_from_crop(source, source_landmarks, wanted)
 
 
 def build_rig(image: np.ndarray, landmarks: np.ndarray, size: int = 512) -> Rig:
