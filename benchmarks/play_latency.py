@@ -36,13 +36,15 @@ async def measure(character_name: str, runs: int) -> list[dict[str, float]]:
             result = await run_turn(TEXT, performer.stage(), turn_id=turn_id)
             voice_ready = result.metrics.as_dict()["tts_first_audio_s"]
             shown_at = window.first_frame_shown_at[turn_id] - result.metrics.started_at  # type: ignore[attr-defined]
-            rows.append({
-                "voice_ready_s": voice_ready,
-                "first_frame_shown_s": shown_at,
-                "frame_after_voice_s": shown_at - voice_ready,
-                "turn_wall_s": time.monotonic() - started,
-                "audio_s": result.audio_s,
-            })
+            rows.append(
+                {
+                    "voice_ready_s": voice_ready,
+                    "first_frame_shown_s": shown_at,
+                    "frame_after_voice_s": shown_at - voice_ready,
+                    "turn_wall_s": time.monotonic() - started,
+                    "audio_s": result.audio_s,
+                }
+            )
     finally:
         await performer.aclose()
     return rows
@@ -57,14 +59,18 @@ def main() -> None:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     rows = asyncio.run(measure(args.character, args.runs))
     gaps = [r["frame_after_voice_s"] for r in rows]
-    print(json.dumps({
-        "benchmark": "play_latency",
-        "display": os.environ.get("DISPLAY") or os.environ.get("SDL_VIDEODRIVER"),
-        "frame_after_voice_s_median": round(statistics.median(gaps), 4),
-        "frame_after_voice_s_max": round(max(gaps), 4),
-        "target_s": 0.5,
-        "runs": [{k: round(v, 4) for k, v in r.items()} for r in rows],
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "play_latency",
+                "display": os.environ.get("DISPLAY") or os.environ.get("SDL_VIDEODRIVER"),
+                "frame_after_voice_s_median": round(statistics.median(gaps), 4),
+                "frame_after_voice_s_max": round(max(gaps), 4),
+                "target_s": 0.5,
+                "runs": [{k: round(v, 4) for k, v in r.items()} for r in rows],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

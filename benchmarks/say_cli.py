@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 SENTENCES = {
-    "en": "Hello there, I'm your digital human. I run on your own computer, and I'm happy to talk with you today.",
+    "en": "Hello there, I'm your digital human. I run on your own computer, "
+    "and I'm happy to talk with you today.",
     "zh": "你好，我是你的数字人，就住在你的电脑里。很高兴认识你！",
 }
 
@@ -34,7 +35,9 @@ def media_durations(path: Path) -> dict[str, float]:
 def run_once(character: str, text: str, out: Path) -> dict[str, float]:
     cli = Path(sys.executable).with_name("digihuman")
     start = time.perf_counter()
-    proc = subprocess.run([str(cli), "say", text, "-c", character, "-o", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(cli), "say", text, "-c", character, "-o", str(out)], capture_output=True, text=True
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"say failed: {proc.stderr.strip()}")
@@ -54,19 +57,23 @@ def main() -> None:
             runs.append(run_once(args.character, SENTENCES[args.language], Path(tmp) / f"{i}.mp4"))
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     walls = sorted(r["wall_s"] for r in runs)
-    print(json.dumps({
-        "benchmark": "say_cli",
-        "character": args.character,
-        "cores": os.cpu_count(),
-        "audio_s": round(runs[0].get("audio_s", 0.0), 3),
-        "video_s": round(runs[0].get("video_s", 0.0), 3),
-        "wall_s_median": round(walls[len(walls) // 2], 3),
-        "wall_s_max": round(walls[-1], 3),
-        "target_wall_s": 3.0,
-        "peak_rss_mb": round(peak_rss_mb, 1),
-        "target_rss_mb": 600,
-        "runs": [{k: round(v, 3) for k, v in r.items()} for r in runs],
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "say_cli",
+                "character": args.character,
+                "cores": os.cpu_count(),
+                "audio_s": round(runs[0].get("audio_s", 0.0), 3),
+                "video_s": round(runs[0].get("video_s", 0.0), 3),
+                "wall_s_median": round(walls[len(walls) // 2], 3),
+                "wall_s_max": round(walls[-1], 3),
+                "target_wall_s": 3.0,
+                "peak_rss_mb": round(peak_rss_mb, 1),
+                "target_rss_mb": 600,
+                "runs": [{k: round(v, 3) for k, v in r.items()} for r in runs],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ if str(REPO) not in sys.path:
 
 
 @pytest.fixture(autouse=True)
-def digihuman_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def digihuman_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("DIGIHUMAN_HOME", str(home))
     monkeypatch.delenv("DIGIHUMAN_CONFIG", raising=False)

@@ -57,7 +57,7 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, needle: str) -> Non
 
 def test_bad_environment_value_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIGIHUMAN_FACE__SIZE", "huge")
-    with pytest.raises(ConfigError, match="face.size"):
+    with pytest.raises(ConfigError, match=r"face\.size"):
         load_settings()
 
 

@@ -69,8 +69,11 @@ def make_face(character: Character, settings: Settings) -> Face:
             from digihuman.face.wav2lip import Wav2LipFace as FaceClass
         idle = load_animator(character, settings)  # idles (and optionally speaks first) in real time
         return FaceClass(
-            character.portrait_path, character.spec.face.params, size=settings.face.size,
-            fps=settings.face.fps, idle=idle,
+            character.portrait_path,
+            character.spec.face.params,
+            size=settings.face.size,
+            fps=settings.face.fps,
+            idle=idle,
         )
     raise CharacterError(
         f"{character.path / 'character.toml'}: unknown face backend '{backend}' "
@@ -120,7 +123,9 @@ class Performer:
             print("digihuman: warning: no display; not showing a window", file=sys.stderr)
             return
         window = WindowPlayer(
-            self.face, title=f"digihuman: {self.character.name}", fps=self.settings.face.fps,
+            self.face,
+            title=f"digihuman: {self.character.name}",
+            fps=self.settings.face.fps,
             size=self.settings.face.size,
         )
         await window.start()
@@ -130,8 +135,12 @@ class Performer:
     def stage(self) -> Stage:
         fallback = getattr(self.face, "idle", None) if not self.face.realtime else None
         return Stage(
-            tts=self.tts, sinks=self.sinks, face=self.face, language=self.character.language,
-            lookahead=self.settings.tts.lookahead, fallback_face=fallback,
+            tts=self.tts,
+            sinks=self.sinks,
+            face=self.face,
+            language=self.character.language,
+            lookahead=self.settings.tts.lookahead,
+            fallback_face=fallback,
         )
 
     @property
@@ -150,7 +159,9 @@ class Performer:
 # --- say ----------------------------------------------------------------------------------------------
 
 
-def say(text: str, *, settings: Settings, character_name: str, output: Path | None, play: bool) -> Path | None:
+def say(
+    text: str, *, settings: Settings, character_name: str, output: Path | None, play: bool
+) -> Path | None:
     """Speak `text` once. Writes `output` (MP4) and/or shows the window; returns the MP4 path if any."""
     from digihuman.output.recorder import Mp4Recorder, check_writable
     from digihuman.output.window import display_available
@@ -274,8 +285,14 @@ async def _director_session(
         with contextlib.suppress(UserError):  # a failed preload is reported by the first turn instead
             await llm.preload()
         director = Director(
-            llm, performer.stage(), ConversationMemory(character.persona), settings.director,
-            keep_frames=settings.camera.keep_frames, greet=proactive, proactive=proactive, on_turn=log,
+            llm,
+            performer.stage(),
+            ConversationMemory(character.persona),
+            settings.director,
+            keep_frames=settings.camera.keep_frames,
+            greet=proactive,
+            proactive=proactive,
+            on_turn=log,
         )
         log.cost = director.cost
         runner = asyncio.create_task(director.run())

@@ -129,9 +129,7 @@ def find_character(name: str) -> Character:
         if wanted in (character.id.lower(), character.name.lower()):
             return character
     known = ", ".join(c.id for c in characters) or "none"
-    raise CharacterError(
-        f"unknown character '{name}' (known: {known}); see `digihuman characters list`"
-    )
+    raise CharacterError(f"unknown character '{name}' (known: {known}); see `digihuman characters list`")
 
 
 def slugify(name: str) -> str:

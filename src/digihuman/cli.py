@@ -89,15 +89,24 @@ def cmd_characters_list(args: argparse.Namespace) -> int:
     characters = list_characters()
     if args.json:
         rows = [
-            {"name": c.name, "id": c.id, "language": c.language, "source": c.source,
-             "voice": c.spec.voice.backend, "face": c.spec.face.backend, "path": str(c.path)}
+            {
+                "name": c.name,
+                "id": c.id,
+                "language": c.language,
+                "source": c.source,
+                "voice": c.spec.voice.backend,
+                "face": c.spec.face.backend,
+                "path": str(c.path),
+            }
             for c in characters
         ]
         print(json.dumps(rows, ensure_ascii=False))
         return 0
     for c in characters:
-        print(f"{_pad(c.id, 16)} {_pad(c.name, 16)} {c.language:<4} {c.source:<8} "
-              f"voice={c.spec.voice.backend} face={c.spec.face.backend}")
+        print(
+            f"{_pad(c.id, 16)} {_pad(c.name, 16)} {c.language:<4} {c.source:<8} "
+            f"voice={c.spec.voice.backend} face={c.spec.face.backend}"
+        )
     return 0
 
 
@@ -171,7 +180,9 @@ def _command(
 
 def _session_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--character", help="character id or name (default: config `character`)")
-    parser.add_argument("--llm", choices=["ollama", "openai"], help="LLM backend (default: config llm.backend)")
+    parser.add_argument(
+        "--llm", choices=["ollama", "openai"], help="LLM backend (default: config llm.backend)"
+    )
     parser.add_argument("--llm-url", metavar="URL", help="LLM server URL (OpenAI-compatible ones end in /v1)")
     parser.add_argument("--model", help="model name (default: config llm.model)")
     parser.add_argument("--record", metavar="DIR", help="write each turn to DIR/NNN.mp4 and DIR/turns.jsonl")
@@ -184,8 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="A local digital human: it sees, listens, thinks, speaks and shows a talking face.",
     )
     parser.add_argument("--version", action="version", version=f"digihuman {__version__}")
-    parser.add_argument("--config", metavar="PATH", help="config TOML (default: $DIGIHUMAN_CONFIG or "
-                        "$DIGIHUMAN_HOME/config.toml)")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config TOML (default: $DIGIHUMAN_CONFIG or $DIGIHUMAN_HOME/config.toml)",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -196,51 +210,73 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--play", action="store_true", help="show the window and play the audio")
     say.add_argument("--size", type=int, help="frame size in pixels (default: config face.size)")
 
-    chat = _command(sub, "chat", cmd_chat,
-                    "Talk with a character: type a line, it answers in voice and face, streaming.")
+    chat = _command(
+        sub, "chat", cmd_chat, "Talk with a character: type a line, it answers in voice and face, streaming."
+    )
     _session_flags(chat)
-    chat.add_argument("--once", metavar="TEXT", help="run one turn with TEXT and exit (0 when something "
-                      "was spoken)")
+    chat.add_argument(
+        "--once", metavar="TEXT", help="run one turn with TEXT and exit (0 when something was spoken)"
+    )
     chat.add_argument("--metrics", action="store_true", help="print each turn's JSON metrics line")
 
-    run = _command(sub, "run", cmd_run,
-                   "The proactive companion: watch the camera and speak when something happens; lines typed "
-                   "on stdin are user messages.")
+    run = _command(
+        sub,
+        "run",
+        cmd_run,
+        "The proactive companion: watch the camera and speak when something happens; lines typed "
+        "on stdin are user messages.",
+    )
     _session_flags(run)
-    run.add_argument("--camera", default="0", metavar="SOURCE",
-                     help="camera index, a video file (played at its own rate) or a folder of images "
-                     "(default: 0)")
+    run.add_argument(
+        "--camera",
+        default="0",
+        metavar="SOURCE",
+        help="camera index, a video file (played at its own rate) or a folder of images (default: 0)",
+    )
     run.add_argument("--duration", type=float, metavar="S", help="stop cleanly after S seconds")
     run.add_argument("--metrics", action="store_true", help="print each turn's JSON metrics line")
 
-    characters = sub.add_parser("characters", help="List, show and create characters.",
-                                description="List, show and create characters.")
+    characters = sub.add_parser(
+        "characters",
+        help="List, show and create characters.",
+        description="List, show and create characters.",
+    )
     csub = characters.add_subparsers(dest="characters_command", metavar="COMMAND", required=True)
     clist = _command(csub, "list", cmd_characters_list, "List shipped and user characters.")
     clist.add_argument("--json", action="store_true", help="print a JSON list")
     cshow = _command(csub, "show", cmd_characters_show, "Print a character's character.toml.")
     cshow.add_argument("name")
-    cnew = _command(csub, "new", cmd_characters_new,
-                    "Make a character from a portrait photo (detects the face and caches the rig).")
+    cnew = _command(
+        csub,
+        "new",
+        cmd_characters_new,
+        "Make a character from a portrait photo (detects the face and caches the rig).",
+    )
     cnew.add_argument("name", help="the character's name")
     cnew.add_argument("--portrait", required=True, metavar="IMAGE", help="JPEG, PNG or WebP with one face")
     cnew.add_argument("--voice", metavar="SAMPLE.wav", help="a voice sample (3-10 s) for cloning voices")
     cnew.add_argument("--language", default="en", help="language code, e.g. en or zh (default: en)")
     cnew.add_argument("--persona", help="persona prompt (default: a short friendly one)")
 
-    config = sub.add_parser("config", help="Show the effective configuration.",
-                            description="Show the effective configuration.")
+    config = sub.add_parser(
+        "config", help="Show the effective configuration.", description="Show the effective configuration."
+    )
     cfsub = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
     _command(cfsub, "show", cmd_config_show, "Print the effective config as TOML.")
 
-    doctor = _command(sub, "doctor", cmd_doctor,
-                      "Show what is installed and reachable, and what each backend would need.")
+    doctor = _command(
+        sub, "doctor", cmd_doctor, "Show what is installed and reachable, and what each backend would need."
+    )
     doctor.add_argument("--json", action="store_true", help="print JSON")
 
     bench = sub.add_parser("bench", help="Run a benchmark.", description="Run a benchmark.")
     bsub = bench.add_subparsers(dest="bench_command", metavar="COMMAND", required=True)
-    banim = _command(bsub, "animator", cmd_bench_animator,
-                     "Render frames with the built-in animator and print one JSON line.")
+    banim = _command(
+        bsub,
+        "animator",
+        cmd_bench_animator,
+        "Render frames with the built-in animator and print one JSON line.",
+    )
     banim.add_argument("--size", type=int, default=512)
     banim.add_argument("--threads", type=int, default=1)
     banim.add_argument("--frames", type=int, default=500)

@@ -52,43 +52,75 @@ def run_checks(settings: Settings) -> list[Check]:
     checks = [
         Check("python", sys.version_info >= (3, 11), sys.version.split()[0]),
         Check("home", True, str(home_dir())),
-        _package("espeakng_loader", "espeakng-loader", "embedded voice (English, Chinese)",
-                 "scripts/setup.sh"),
+        _package(
+            "espeakng_loader", "espeakng-loader", "embedded voice (English, Chinese)", "scripts/setup.sh"
+        ),
         _package("av", "av", "MP4 output (H.264 + AAC)", "scripts/setup.sh"),
         _package("cv2", "opencv-python-headless", "portrait animator", "scripts/setup.sh"),
-        _package("mediapipe", "mediapipe", "face landmarks for `characters new` (haar fallback otherwise)",
-                 ".venv/bin/pip install --no-deps mediapipe==0.10.21"),
+        _package(
+            "mediapipe",
+            "mediapipe",
+            "face landmarks for `characters new` (haar fallback otherwise)",
+            ".venv/bin/pip install --no-deps mediapipe==0.10.21",
+        ),
         _package("pygame", "pygame", "desktop window (--play)", ".venv/bin/pip install 'digihuman[window]'"),
     ]
     checks.append(_audio_check())
     display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    checks.append(Check("display", display, "available" if display else "none: --play falls back to MP4 only",
-                        "" if display else "run on a desktop session (or under Xvfb)"))
+    checks.append(
+        Check(
+            "display",
+            display,
+            "available" if display else "none: --play falls back to MP4 only",
+            "" if display else "run on a desktop session (or under Xvfb)",
+        )
+    )
 
     llm = settings.llm
     if llm.backend == "ollama":
         up = _reachable(llm.url)
-        checks.append(Check("llm: ollama", up, f"{llm.url} model {llm.model}",
-                            "" if up else f"start it with `ollama serve`, then `ollama pull {llm.model}`"))
+        checks.append(
+            Check(
+                "llm: ollama",
+                up,
+                f"{llm.url} model {llm.model}",
+                "" if up else f"start it with `ollama serve`, then `ollama pull {llm.model}`",
+            )
+        )
     else:
         up = _reachable(llm.url)
-        checks.append(Check("llm: openai-compatible", up, f"{llm.url} model {llm.model}",
-                            "" if up else "start llama-server / vLLM / LM Studio, or set llm.url"))
+        checks.append(
+            Check(
+                "llm: openai-compatible",
+                up,
+                f"{llm.url} model {llm.model}",
+                "" if up else "start llama-server / vLLM / LM Studio, or set llm.url",
+            )
+        )
     checks += [
         _package("ChatTTS", "ChatTTS", "ChatTTS voice", ".venv/bin/pip install 'digihuman[chattts]'"),
-        _package("edge_tts", "edge-tts", "edge-tts voice (online)", ".venv/bin/pip install 'digihuman[edge]'"),
-        _package("llama_cpp", "llama-cpp-python", "llama.cpp server for tests",
-                 "scripts/setup.sh --test"),
-        Check("gpt-sovits", _reachable("http://127.0.0.1:9880"), "http://127.0.0.1:9880 (default)",
-              "in GPT-SoVITS: python api_v2.py -a 127.0.0.1 -p 9880 -c GPT_SoVITS/configs/tts_infer.yaml"),
-        Check("sadtalker / wav2lip", True, "subprocess faces: set [face] python and repo in a character.toml"),
+        _package(
+            "edge_tts", "edge-tts", "edge-tts voice (online)", ".venv/bin/pip install 'digihuman[edge]'"
+        ),
+        _package("llama_cpp", "llama-cpp-python", "llama.cpp server for tests", "scripts/setup.sh --test"),
+        Check(
+            "gpt-sovits",
+            _reachable("http://127.0.0.1:9880"),
+            "http://127.0.0.1:9880 (default)",
+            "in GPT-SoVITS: python api_v2.py -a 127.0.0.1 -p 9880 -c GPT_SoVITS/configs/tts_infer.yaml",
+        ),
+        Check(
+            "sadtalker / wav2lip", True, "subprocess faces: set [face] python and repo in a character.toml"
+        ),
     ]
     return checks
 
 
 def _audio_check() -> Check:
     if not _module("sounddevice"):
-        return Check("audio output", False, "sounddevice missing", ".venv/bin/pip install 'digihuman[window]'")
+        return Check(
+            "audio output", False, "sounddevice missing", ".venv/bin/pip install 'digihuman[window]'"
+        )
     try:
         import sounddevice
 
@@ -96,8 +128,9 @@ def _audio_check() -> Check:
     except Exception as exc:  # PortAudio missing or broken: report, don't crash the doctor
         return Check("audio output", False, f"PortAudio unavailable ({exc})", "apt-get install libportaudio2")
     ok = bool(outputs)
-    return Check("audio output", ok, f"{len(outputs)} device(s)",
-                 "" if ok else "no speaker: video plays silently")
+    return Check(
+        "audio output", ok, f"{len(outputs)} device(s)", "" if ok else "no speaker: video plays silently"
+    )
 
 
 def render(checks: list[Check]) -> str:
