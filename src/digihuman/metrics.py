@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from digihuman.clock import Clock, LoopClock
 from digihuman.llm.base import Usage
@@ -20,15 +20,7 @@ Milestone = Literal[
     "llm_done_s",
     "total_s",
 ]
-MILESTONES: tuple[Milestone, ...] = (
-    "llm_first_token_s",
-    "first_sentence_s",
-    "tts_first_audio_s",
-    "first_frame_s",
-    "first_audio_played_s",
-    "llm_done_s",
-    "total_s",
-)
+MILESTONES: tuple[Milestone, ...] = get_args(Milestone)
 
 
 @dataclass(slots=True)
