@@ -238,7 +238,7 @@ class Turn:
         except Exception as exc:
             self._finishing = True
             error = _first_error(exc)
-            logger.warning("turn %d failed: %s", self.turn_id, error)
+            logger.info("turn %d failed: %s", self.turn_id, error)
             self._silence()
             self.result = self._finish("failed", error)
             await self._stop_work()
@@ -269,7 +269,7 @@ class Turn:
                 if sentence.error is None:
                     raise
                 # The voice failed: what was already delivered still plays; the turn reports the error.
-                logger.warning("turn %d: speech failed: %s", self.turn_id, sentence.error)
+                logger.info("turn %d: speech failed: %s", self.turn_id, sentence.error)
                 self._speech_error = sentence.error
                 break
             index += 1
@@ -294,7 +294,7 @@ class Turn:
                 self.metrics.mark("llm_done_s")
         except LLMError as exc:
             # Speak what was complete before the failure; the turn reports the error.
-            logger.warning("turn %d: LLM failed: %s", self.turn_id, exc)
+            logger.info("turn %d: LLM failed: %s", self.turn_id, exc)
             self._llm_error = exc
         finally:
             self._produced = True

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.llm.ollama_server import OllamaTestServer
+
 # The real llama.cpp server fixture (tiny random GGUF, `python -m llama_cpp.server`; skips when missing).
 from tests.llm.test_openai_compat import llama_server  # noqa: F401
-from tests.llm.ollama_server import OllamaTestServer
 
 
 @pytest.fixture(scope="session")

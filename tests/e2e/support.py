@@ -64,9 +64,7 @@ def run_cli(
     )
 
 
-def start_cli(
-    args: Sequence[str], *, env: dict[str, str], cwd: Path | None = None
-) -> subprocess.Popen[str]:
+def start_cli(args: Sequence[str], *, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
     """Start `digihuman ARGS` in the background, ready to receive Ctrl-C (SIGINT)."""
 
     def default_sigint() -> None:
@@ -88,7 +86,8 @@ def start_cli(
 
 def describe(result: subprocess.CompletedProcess[str]) -> str:
     """A failure message with what the command printed."""
-    return f"exit {result.returncode}\n--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-3000:]}"
+    out, err = result.stdout[-3000:], result.stderr[-3000:]
+    return f"exit {result.returncode}\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
 
 
 def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
@@ -97,7 +96,7 @@ def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    """A user error: non-zero exit and exactly one line on stderr, `digihuman: error: ...`, naming `fragments`."""
+    """A user error: non-zero exit, one stderr line `digihuman: error: ...` that names `fragments`."""
     assert result.returncode != 0, describe(result)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, describe(result)
