@@ -72,3 +72,9 @@ def test_toml_round_trip(tmp_path: Path) -> None:
     file = tmp_path / "c.toml"
     file.write_text(to_toml(settings), encoding="utf-8")
     assert load_settings(file) == settings
+
+
+def test_environment_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGIHUMAN_FACE__FPS", "fast")
+    with pytest.raises(ConfigError, match=r"variable DIGIHUMAN_FACE__FPS: config key 'face\.fps'"):
+        load_settings()

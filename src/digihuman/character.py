@@ -185,6 +185,7 @@ def create_character(
         if voice_sample is not None and spec.voice_sample:
             shutil.copyfile(voice_sample, staging / spec.voice_sample)
         (staging / CHARACTER_FILE).write_text(spec_to_toml(spec), encoding="utf-8")
+        staging.chmod(0o755)  # mkdtemp makes it private; a character folder is ordinary user data
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

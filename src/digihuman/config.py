@@ -39,7 +39,6 @@ class FaceSettings(Section):
 
 class TTSSettings(Section):
     lookahead: int = Field(2, ge=1, le=8, description="Sentences synthesized ahead of playback.")
-    max_chunk_chars: int = Field(400, ge=50, description="Long text is spoken in chunks of about this size.")
 
 
 class LLMSettings(Section):
@@ -109,12 +108,16 @@ def config_path(explicit: str | Path | None = None) -> Path:
     return home_dir() / "config.toml"
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(error: ValidationError, file: Path) -> str:
+    """One line naming the bad key and where it came from: the file or an environment variable."""
     first = error.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(root)"
+    parts = [str(p) for p in first["loc"]]
+    key = ".".join(parts) or "(root)"
+    env_name = ENV_PREFIX + "__".join(parts).upper()
+    where = f"environment variable {env_name}" if env_name in os.environ else str(file)
     if first["type"] == "extra_forbidden":
-        return f"unknown config key '{key}'"
-    return f"config key '{key}': {first['msg']} (got {first.get('input')!r})"
+        return f"{where}: unknown config key '{key}'"
+    return f"{where}: config key '{key}': {first['msg']} (got {first.get('input')!r})"
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
@@ -131,7 +134,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(f"{file}: {_describe(exc)}") from None
+        raise ConfigError(_describe(exc, file)) from None
 
 
 def to_toml(settings: Settings) -> str:

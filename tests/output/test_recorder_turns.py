@@ -113,3 +113,11 @@ def test_an_unusable_record_folder_is_refused_up_front(tmp_path: Path) -> None:
         TurnRecorder(a_file)
     with pytest.raises(OutputPathError):
         TurnRecorder("/proc/digihuman-records")
+
+
+async def test_a_turn_with_nothing_spoken_leaves_no_file(tmp_path: Path) -> None:
+    recorder = TurnRecorder(tmp_path, fps=FPS, size=SIZE)
+    recorder.begin_turn(1)
+    await recorder.end_turn(1)
+    await recorder.aclose()
+    assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*"))

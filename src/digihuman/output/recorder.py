@@ -349,6 +349,7 @@ class TurnRecorder:
         self.size = size
         self._current: Mp4Recorder | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._heard = False  # the current turn has audio
 
     def path_for(self, turn_id: int) -> Path:
         return self.directory / f"{turn_id:03d}.mp4"
@@ -356,9 +357,11 @@ class TurnRecorder:
     def begin_turn(self, turn_id: int) -> None:
         self._current = Mp4Recorder(self.path_for(turn_id), fps=self.fps, size=self.size)
         self._current.begin_turn(turn_id)
+        self._heard = False
 
     async def write_audio(self, chunk: AudioChunk) -> None:
         if self._current is not None:
+            self._heard = self._heard or len(chunk.pcm) > 0
             await self._current.write_audio(chunk)
 
     async def write_frame(self, frame: VideoFrame) -> None:
@@ -367,9 +370,14 @@ class TurnRecorder:
 
     async def end_turn(self, turn_id: int) -> None:
         recorder, self._current = self._current, None
-        if recorder is not None:
-            await recorder.end_turn(turn_id)
+        if recorder is None:
+            return
+        if not self._heard:  # nothing was spoken: leave no empty recording behind
+            recorder.cancel_turn(turn_id)
             await recorder.aclose()
+            return
+        await recorder.end_turn(turn_id)
+        await recorder.aclose()
 
     def cancel_turn(self, turn_id: int) -> float:
         # A cut turn is still saved, up to the cut: the record shows what happened.
