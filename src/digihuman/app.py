@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import sys
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from digihuman.turn import Stage, TurnResult, run_turn
 logger = logging.getLogger(__name__)
 
 LINGER_S = 0.6  # `say --play` keeps the idling face up briefly so the last syllable is not cut short
+FIRST_FRAME_WAIT_S = 5.0  # how long `run` waits for the camera before greeting without a picture
 
 
 # --- building blocks ----------------------------------------------------------------------------------
@@ -295,6 +297,13 @@ async def _director_session(
             on_turn=log,
         )
         log.cost = director.cost
+        if camera is not None:
+            # The greeting should see the room: start the director once the camera has a frame.
+            first_frame = asyncio.Event()
+            tasks.append(asyncio.create_task(_watch_camera(camera, settings, director, first_frame)))
+            waiter = asyncio.create_task(first_frame.wait())
+            await asyncio.wait([waiter, tasks[0]], timeout=FIRST_FRAME_WAIT_S, return_when=FIRST_COMPLETED)
+            waiter.cancel()
         runner = asyncio.create_task(director.run())
         if once is not None:
             director.say(once)
@@ -302,8 +311,6 @@ async def _director_session(
                 await asyncio.sleep(0.02)
             director.stop()
         else:
-            if camera is not None:
-                tasks.append(asyncio.create_task(_watch_camera(camera, settings, director)))
             tasks.append(asyncio.create_task(_feed_stdin(director, stop_at_eof=not proactive)))
             tasks.append(asyncio.create_task(_watch_window(performer)))
             stop_conditions = [runner, *tasks]
@@ -358,7 +365,12 @@ async def _watch_window(performer: Performer) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _watch_camera(source: str, settings: Settings, director) -> None:  # director: Director
+async def _watch_camera(
+    source: str,
+    settings: Settings,
+    director,  # Director
+    first_frame: asyncio.Event,
+) -> None:
     from digihuman.vision.camera import Camera
     from digihuman.vision.scene import SceneWatcher
 
@@ -367,6 +379,7 @@ async def _watch_camera(source: str, settings: Settings, director) -> None:  # d
     async with Camera(camera_source, settings.camera) as camera:
         async for frame in camera:
             director.observe(frame)
+            first_frame.set()
             for event in await asyncio.to_thread(watcher.observe, frame):
                 logger.info("scene: %s (score %.2f)", event.kind, event.score)
                 director.on_scene(event)
