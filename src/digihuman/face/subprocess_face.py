@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,7 @@ class JobResult:
         return "(no output)"
 
 
-class SubprocessFace:
+class SubprocessFace(ABC):
     """Base of the SadTalker and Wav2Lip adapters; subclasses build the command line and find the output.
 
     `idle`, when given (e.g. the built-in animator for the same portrait), supplies `idle_frame` and is
@@ -145,16 +146,17 @@ class SubprocessFace:
 
     # -- subclass hooks ---------------------------------------------------------------------------------
 
+    @abstractmethod
     def _command(self, job: Path) -> list[str]:
         """The full argv, run with cwd=job."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _find_output(self, job: Path, result: JobResult) -> Path:
         """The MP4 the tool wrote, or a BackendError saying why there is none."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _check_checkpoint(self) -> None:
-        raise NotImplementedError
+        """Raise a BackendError when the tool's weights are not where the params say."""
 
     # -- shared steps -----------------------------------------------------------------------------------
 
