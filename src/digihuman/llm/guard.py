@@ -145,11 +145,6 @@ class LoopGuard:
         self._sentence_start = 0
         self._sentence_key = ""  # the current sentence, normalized
 
-    @property
-    def text(self) -> str:
-        """Everything fed so far (including held-back and cut text)."""
-        return "".join(self._chars)
-
     def feed(self, text: str, tokens: int = 1) -> str:
         """Take a delta; return the text that is safe to speak now ("" once cut)."""
         if self.cut:

@@ -20,7 +20,6 @@ CAMERA_HINT = (
     f"Messages that start with {CAMERA_TAG} are notes from your camera about what you see, not words the "
     "user said. You only see what is in the attached pictures."
 )
-ObservationKind = Literal["greeting", "scene_changed", "someone_arrived", "someone_left", "static"]
 _OBSERVATION_NOTES: dict[str, str] = {
     "greeting": "The session started.",
     "scene_changed": "The scene changed.",
@@ -45,7 +44,7 @@ class Entry:
 
 def observation_note(kind: str) -> str:
     """The `[camera]` note stored in memory for a proactive remark."""
-    return f"{CAMERA_TAG} {_OBSERVATION_NOTES.get(kind, 'The scene changed.')}"
+    return f"{CAMERA_TAG} {_OBSERVATION_NOTES.get(kind, _OBSERVATION_NOTES["scene_changed"])}"
 
 
 def proactive_prompt(kind: str, silence_token: str) -> str:
@@ -97,19 +96,17 @@ class ConversationMemory:
         """The message list for the LLM: system persona, history, then `prompt` (not stored) as the last
         user message; `images` (JPEG bytes, oldest first) are attached to the last user message."""
         system = f"{self.persona}\n\n{CAMERA_HINT}" if self.persona else CAMERA_HINT
+        entries = [(entry.role, entry.content) for entry in self._entries]
+        if prompt:
+            entries.append(("user", prompt))
         turns: list[tuple[str, str]] = []
-        for entry in self._entries:
+        for role, content in entries:
             # Consecutive same-role entries (a cut reply nobody heard, camera notes) are merged, so roles
             # alternate as strict chat templates require.
-            if turns and turns[-1][0] == entry.role:
-                turns[-1] = (entry.role, f"{turns[-1][1]}\n{entry.content}")
+            if turns and turns[-1][0] == role:
+                turns[-1] = (role, f"{turns[-1][1]}\n{content}")
             else:
-                turns.append((entry.role, entry.content))
-        if prompt:
-            if turns and turns[-1][0] == "user":
-                turns[-1] = ("user", f"{turns[-1][1]}\n{prompt}")
-            else:
-                turns.append(("user", prompt))
+                turns.append((role, content))
         messages = [Message("system", system)]
         messages += [Message(role, content) for role, content in turns]  # type: ignore[arg-type]
         if images:

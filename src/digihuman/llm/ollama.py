@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from digihuman.config import LLMSettings
 from digihuman.llm.base import LLMError, Message, Usage
 from digihuman.llm.guard import ReplyGuard
-from digihuman.llm.transport import ServerBusy, http_timeout, next_within, retry_busy
+from digihuman.llm.transport import ServerBusy, http_timeout, next_chunk, retry_busy
 
 logger = logging.getLogger(__name__)
 
@@ -147,16 +147,13 @@ class OllamaLLM:
     async def _next(
         self, chunks: AsyncIterator[ollama.ChatResponse], guard: ReplyGuard, deadline: float
     ) -> ollama.ChatResponse | None:
-        """The next stream object (None at the end); held to the first-token deadline until words flow."""
-        timeout = None if guard.spoken else deadline - time.monotonic()
-        try:
-            return await next_within(chunks, timeout)
-        except StopAsyncIteration:
-            return None
-        except TimeoutError:
-            raise guard.first_token_timeout(self.settings.first_token_timeout_s) from None
-        except Exception as exc:
-            raise self._error(exc) from None
+        return await next_chunk(
+            chunks,
+            guard,
+            deadline=deadline,
+            first_token_timeout_s=self.settings.first_token_timeout_s,
+            to_error=self._error,
+        )
 
     def _error(self, exc: Exception) -> LLMError:
         """One line that says what went wrong and what to do about it."""

@@ -20,7 +20,7 @@ from openai.types.chat import ChatCompletionChunk
 from digihuman.config import LLMSettings
 from digihuman.llm.base import LLMError, Message, Usage
 from digihuman.llm.guard import ReplyGuard
-from digihuman.llm.transport import ServerBusy, next_within, retry_busy
+from digihuman.llm.transport import ServerBusy, next_chunk, retry_busy
 
 logger = logging.getLogger(__name__)
 
@@ -155,16 +155,13 @@ class OpenAICompatLLM:
         await self._client.close()
 
     async def _next(self, chunks: Any, guard: ReplyGuard, deadline: float) -> ChatCompletionChunk | None:
-        """The next chunk (None at the end); held to the first-token deadline until words flow."""
-        timeout = None if guard.spoken else deadline - time.monotonic()
-        try:
-            return await next_within(chunks, timeout)
-        except StopAsyncIteration:
-            return None
-        except TimeoutError:
-            raise guard.first_token_timeout(self.settings.first_token_timeout_s) from None
-        except Exception as exc:
-            raise self._error(exc) from None
+        return await next_chunk(
+            chunks,
+            guard,
+            deadline=deadline,
+            first_token_timeout_s=self.settings.first_token_timeout_s,
+            to_error=self._error,
+        )
 
     def _error(self, exc: Exception, *, images: int = 0) -> LLMError:
         """One line that says what went wrong and what to do about it."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import httpx
 
 from digihuman.llm.base import LLMError
+from digihuman.llm.guard import ReplyGuard
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,26 @@ async def next_within(iterator: AsyncIterator[T], timeout_s: float | None) -> T:
         return await anext(iterator)
     async with asyncio.timeout(max(0.0, timeout_s)):
         return await anext(iterator)
+
+
+async def next_chunk(
+    chunks: AsyncIterator[T],
+    guard: ReplyGuard,
+    *,
+    deadline: float,
+    first_token_timeout_s: float,
+    to_error: Callable[[Exception], LLMError],
+) -> T | None:
+    """The next stream chunk (None at the end); held to the first-token deadline until words flow."""
+    timeout = None if guard.spoken else deadline - time.monotonic()
+    try:
+        return await next_within(chunks, timeout)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        raise guard.first_token_timeout(first_token_timeout_s) from None
+    except Exception as exc:
+        raise to_error(exc) from None
 
 
 async def retry_busy(

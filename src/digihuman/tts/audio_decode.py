@@ -32,10 +32,6 @@ class WavStreamDecoder:
         self._buffer = bytearray()
         self._data_left: int | None = None  # None: unbounded
 
-    @property
-    def header_done(self) -> bool:
-        return self._dtype is not None
-
     def feed(self, data: bytes) -> np.ndarray:
         """Add bytes; return the samples they complete. Raises ValueError when this is not WAV."""
         self._buffer += data
@@ -50,10 +46,9 @@ class WavStreamDecoder:
 
     def _read_header(self) -> bool:
         buf = self._buffer
-        if len(buf) < _RIFF_HEADER:
-            self._check_magic()
-            return False
         self._check_magic()
+        if len(buf) < _RIFF_HEADER:
+            return False
         pos = _RIFF_HEADER
         fmt: tuple[int, int, int, int] | None = None
         while len(buf) >= pos + _CHUNK_HEADER:
@@ -101,7 +96,7 @@ class WavStreamDecoder:
             if self._data_left is not None and self._data_left < frame_bytes:
                 self._buffer.clear()  # past the data chunk: trailing chunks are not audio
             return _EMPTY
-        raw = np.frombuffer(bytes(self._buffer[:usable]), self._dtype)
+        raw = np.frombuffer(self._buffer[:usable], self._dtype)  # the slice is already a copy
         del self._buffer[:usable]
         if self._data_left is not None:
             self._data_left -= usable
@@ -153,10 +148,13 @@ class Mp3StreamDecoder:
         return self._decode(self._codec.parse(data))
 
     def flush(self) -> np.ndarray:
+        pieces = []
         if not self._started and self._head:
-            self._started, data = True, bytes(self._head)
-            return np.concatenate([self._decode(self._codec.parse(data)), self.flush()])
-        pieces = [self._decode(self._codec.parse(None))]
+            # The stream ended while we held bytes back for the ID3 check: decode them as they are.
+            self._started = True
+            pieces.append(self._decode(self._codec.parse(bytes(self._head))))
+            self._head.clear()
+        pieces.append(self._decode(self._codec.parse(None)))
         pieces.append(self._frames_to_pcm(self._codec.decode(None)))
         return np.concatenate(pieces)
 

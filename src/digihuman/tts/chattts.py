@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from digihuman.character import BackendSpec, Character, load_character_dir, spec_to_toml
+from digihuman.character import CHARACTER_FILE, BackendSpec, Character, load_character_dir, spec_to_toml
 from digihuman.errors import BackendError, CharacterError, MissingExtraError
 from digihuman.media import AudioChunk
 
@@ -257,7 +257,7 @@ def save_speaker(character: Character, speaker: str) -> None:
     spec = character.spec.model_copy(
         update={"voice": BackendSpec(backend=voice.backend, params={**voice.params, "speaker": speaker})}
     )
-    file = character.path / "character.toml"
+    file = character.path / CHARACTER_FILE
     original = file.read_text(encoding="utf-8")
     staging = file.with_name(f".{file.name}.tmp")
     staging.write_text(spec_to_toml(spec), encoding="utf-8")
