@@ -33,8 +33,7 @@ class IdleLife:
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         self._blinks: list[float] = []
-        first = float(self._rng.uniform(0.8, 2.5))
-        self._next_blink = first
+        self._next_blink = float(self._rng.uniform(0.8, 2.5))
         # Three sines per axis at unrelated slow frequencies: smooth, never periodic to the eye.
         self._waves = [
             (self._rng.uniform(0.05, 0.23, 3), self._rng.uniform(0, 2 * math.pi, 3)) for _ in range(3)

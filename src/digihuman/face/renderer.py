@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from digihuman.face.rig import ROUND_SQUEEZE, WIDE_STRETCH, EyeLayer, Rig
+from digihuman.face.rig import ROUND_SQUEEZE, WIDE_STRETCH, EyeLayer, Rig, layer_anchor
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +97,7 @@ class RigRenderer:
 
     def _head_shift(self, box: np.ndarray, head: tuple[float, ...]) -> tuple[int, int, float, float]:
         """How far the head motion carries a layer's centre: integer part and fractional rest."""
-        hx0, hy0, hx1, hy1 = self._head_box
-        cx = int(np.clip((box[0] + box[2]) // 2, hx0, hx1 - 1)) - hx0
-        cy = int(np.clip((box[1] + box[3]) // 2, hy0, hy1 - 1)) - hy0
+        cx, cy = layer_anchor(box, self._head_box)
         dx = dy = 0.0
         for field, weight in zip(self._fields, head, strict=True):
             if weight:

@@ -136,8 +136,7 @@ class Rig:
         ):
             bx0, by0, bx1, by1 = (int(v) for v in box)
             local[by0:by1, bx0:bx1] |= support
-            cx = min(max((bx0 + bx1) // 2, x0), x1 - 1) - x0
-            cy = min(max((by0 + by1) // 2, y0), y1 - 1) - y0
+            cx, cy = layer_anchor(box, self.head.box)
             carry = max(carry, float(np.abs(self.head.fields[:, cy, cx]).sum(axis=0).max()))
         reach = math.ceil(carry) + 1
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
@@ -282,6 +281,14 @@ def rig_from_crop(source: np.ndarray, source_landmarks: np.ndarray, size: int) -
 
 
 # --- geometry helpers -------------------------------------------------------------------------------
+
+
+def layer_anchor(box: np.ndarray, head_box: np.ndarray | tuple[int, ...]) -> tuple[int, int]:
+    """The pixel of the head box whose head motion carries a local layer: the layer's centre, clamped."""
+    x0, y0, x1, y1 = (int(v) for v in head_box)
+    cx = min(max((int(box[0]) + int(box[2])) // 2, x0), x1 - 1) - x0
+    cy = min(max((int(box[1]) + int(box[3])) // 2, y0), y1 - 1) - y0
+    return cx, cy
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -124,7 +125,7 @@ class SubprocessFace(ABC):
             frames = iter_video_frames(video, count, self.fps, self.size)
             try:
                 index = 0
-                while batch := await asyncio.to_thread(take, frames, FRAMES_PER_BATCH):
+                while batch := await asyncio.to_thread(list, itertools.islice(frames, FRAMES_PER_BATCH)):
                     for image in batch:
                         yield VideoFrame(image=image, pts_s=index / self.fps, turn_id=turn_id)
                         index += 1
@@ -312,15 +313,6 @@ def iter_video_frames(path: Path, count: int, fps: int, size: int) -> Iterator[n
             yield image
     finally:
         container.close()
-
-
-def take(frames: Iterator[np.ndarray], limit: int) -> list[np.ndarray]:
-    batch: list[np.ndarray] = []
-    for image in frames:
-        batch.append(image)
-        if len(batch) == limit:
-            break
-    return batch
 
 
 async def read_tail(stream: asyncio.StreamReader) -> str:

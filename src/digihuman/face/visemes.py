@@ -120,22 +120,14 @@ def phoneme_shapes(label: str) -> tuple[MouthShape, MouthShape] | None:
     label = label.strip()
     if not label or label.startswith("_") or label in ("||", "|", " "):
         return (REST, REST)
-    if label in GLIDES:
-        first, last = GLIDES[label]
-        return (PHONEME_SHAPES[first], PHONEME_SHAPES[last])
-    if label in PHONEME_SHAPES:
-        shape = PHONEME_SHAPES[label]
-        return (shape, shape)
+    if known := _named_shapes(label):
+        return known
     bare = "".join(ch for ch in label if ch not in _MARKS and not ch.isdigit() and ch not in "ːˑ˥˦˧˨˩")
     if not bare:
         return None
     for candidate in (bare, bare.rstrip(":"), bare.rstrip(":.")):
-        if candidate in GLIDES:
-            first, last = GLIDES[candidate]
-            return (PHONEME_SHAPES[first], PHONEME_SHAPES[last])
-        if candidate in PHONEME_SHAPES:
-            shape = PHONEME_SHAPES[candidate]
-            return (shape, shape)
+        if known := _named_shapes(candidate):
+            return known
     # Unknown names: judge by their letters (espeak names start with their main sound).
     vowels = [ch for ch in bare if ch in _VOWEL_STARTS]
     if vowels:
@@ -143,6 +135,15 @@ def phoneme_shapes(label: str) -> tuple[MouthShape, MouthShape] | None:
     head = bare[0]
     shape = PHONEME_SHAPES.get(head) or PHONEME_SHAPES.get(head.lower()) or _ALVEOLAR
     return (shape, shape)
+
+
+def _named_shapes(name: str) -> tuple[MouthShape, MouthShape] | None:
+    """The (start, end) shape of a phoneme or glide listed by exactly this name."""
+    if name in GLIDES:
+        first, last = GLIDES[name]
+        return (PHONEME_SHAPES[first], PHONEME_SHAPES[last])
+    shape = PHONEME_SHAPES.get(name)
+    return (shape, shape) if shape is not None else None
 
 
 # --- audio features ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Facts this adapter relies on (reference/backends.md and its inference.py):
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import ClassVar
@@ -92,6 +93,4 @@ class Wav2LipFace(SubprocessFace):
         raise self._failure(result)
 
     def _path_env(self) -> str | None:
-        import os
-
         return self.params.env.get("PATH", os.environ.get("PATH"))

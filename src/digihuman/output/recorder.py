@@ -372,11 +372,10 @@ class TurnRecorder:
         recorder, self._current = self._current, None
         if recorder is None:
             return
-        if not self._heard:  # nothing was spoken: leave no empty recording behind
+        if self._heard:
+            await recorder.end_turn(turn_id)
+        else:  # nothing was spoken: leave no empty recording behind
             recorder.cancel_turn(turn_id)
-            await recorder.aclose()
-            return
-        await recorder.end_turn(turn_id)
         await recorder.aclose()
 
     def cancel_turn(self, turn_id: int) -> float:

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 # After this many frame periods without a due talking frame (a pause, a slow voice), the face idles.
 IDLE_AFTER_FRAMES = 3
 READY_TIMEOUT_S = 10.0
+
+# A call to run on the window thread with the screen surface, and where its answer goes.
+_ScreenRequest = tuple[Callable[[Any], Any], concurrent.futures.Future[Any]]
 
 
 def display_available() -> bool:
@@ -94,9 +97,7 @@ class WindowPlayer:
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._stop = threading.Event()
-        self._requests: queue.Queue[tuple[Callable[[Any], Any], concurrent.futures.Future[Any]]] = (
-            queue.Queue()
-        )
+        self._requests: queue.Queue[_ScreenRequest] = queue.Queue()
         self._t0 = time.monotonic()
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -250,23 +251,22 @@ class WindowPlayer:
         pygame.display.flip()
 
     def _serve_requests(self, screen: Any) -> None:
-        while True:
-            try:
-                request, result = self._requests.get_nowait()
-            except queue.Empty:
-                return
+        for request, result in self._pending_requests():
             try:
                 result.set_result(request(screen))
             except Exception as exc:
                 result.set_exception(exc)
 
     def _fail_requests(self) -> None:
+        for _, result in self._pending_requests():
+            result.set_exception(RuntimeError("the window closed"))
+
+    def _pending_requests(self) -> Iterator[_ScreenRequest]:
         while True:
             try:
-                _, result = self._requests.get_nowait()
+                yield self._requests.get_nowait()
             except queue.Empty:
                 return
-            result.set_exception(RuntimeError("the window closed"))
 
 
 def _read_pixels(screen: Any) -> np.ndarray:
