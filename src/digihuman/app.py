@@ -11,6 +11,7 @@ from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digihuman.character import Character, find_character
 from digihuman.config import Settings
@@ -19,6 +20,10 @@ from digihuman.face.base import Face
 from digihuman.output.base import Sink
 from digihuman.tts.base import TTS
 from digihuman.turn import Stage, TurnResult, run_turn
+
+if TYPE_CHECKING:
+    from digihuman.director import Director
+    from digihuman.metrics import CostMeter
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +227,7 @@ class TurnLog:
         self.print_metrics = print_metrics
         self.report_failures = report_failures  # off for `chat --once`: its exit error says it already
         self.results: list[TurnResult] = []
-        self.cost = None  # set by the caller: the director's CostMeter
+        self.cost: CostMeter | None = None  # the director's meter, set once it exists
 
     def __call__(self, result: TurnResult) -> None:
         from digihuman.metrics import turn_record
@@ -235,7 +240,7 @@ class TurnLog:
         if self.print_metrics:
             print(line, flush=True)
         if result.text_shown and not self.print_metrics:
-            print(f"{result.text_shown}", flush=True)
+            print(result.text_shown, flush=True)
         if result.status == "failed" and self.report_failures:
             print(f"digihuman: turn {result.turn_id} failed: {result.error}", file=sys.stderr, flush=True)
 
@@ -313,9 +318,7 @@ async def _director_session(
         else:
             tasks.append(asyncio.create_task(_feed_stdin(director, stop_at_eof=not proactive)))
             tasks.append(asyncio.create_task(_watch_window(performer)))
-            stop_conditions = [runner, *tasks]
-            timeout = duration_s if duration_s is not None else None
-            await asyncio.wait(stop_conditions, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([runner, *tasks], timeout=duration_s, return_when=FIRST_COMPLETED)
             for task in tasks:
                 if task.done() and not task.cancelled() and (exc := task.exception()) is not None:
                     raise exc
@@ -327,13 +330,13 @@ async def _director_session(
     finally:
         # On Ctrl-C this task is cancelled while the director still runs: stop it (cutting and logging
         # its turn) before the outputs close under it, so the files and the cost line are complete.
-        for task in (*tasks, *([runner] if runner is not None else [])):
+        running = [*tasks, runner] if runner is not None else tasks
+        for task in running:
             task.cancel()
-        await asyncio.gather(*tasks, *([runner] if runner is not None else []), return_exceptions=True)
+        await asyncio.gather(*running, return_exceptions=True)
         await llm.aclose()
         await performer.aclose()
-        calls = director.cost.snapshot().get("calls", 0) if director is not None else 0
-        if director is not None and (calls or (proactive and not failed)):
+        if director is not None and (director.cost.total().calls or (proactive and not failed)):
             print(director.cost.summary_line(), file=sys.stderr)
     if once is not None:
         result = log.results[-1] if log.results else None
@@ -343,7 +346,7 @@ async def _director_session(
     return 0
 
 
-async def _feed_stdin(director, *, stop_at_eof: bool) -> None:  # director: Director
+async def _feed_stdin(director: Director, *, stop_at_eof: bool) -> None:
     async for line in _stdin_lines():
         if line.strip() in ("/quit", "/exit"):
             return
@@ -351,10 +354,7 @@ async def _feed_stdin(director, *, stop_at_eof: bool) -> None:  # director: Dire
     if not stop_at_eof:
         await asyncio.Event().wait()  # stdin closed (e.g. run in the background): keep watching
     # `chat` with piped input: let the last reply finish before returning
-    while director.busy:
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.1)
-    while director.busy:
+    while not director.idle:
         await asyncio.sleep(0.05)
 
 
@@ -368,7 +368,7 @@ async def _watch_window(performer: Performer) -> None:
 async def _watch_camera(
     source: str,
     settings: Settings,
-    director,  # Director
+    director: Director,
     first_frame: asyncio.Event,
 ) -> None:
     from digihuman.vision.camera import Camera

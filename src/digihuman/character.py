@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from digihuman.config import home_dir
+from digihuman.config import home_dir, toml_value
 from digihuman.errors import CharacterError
 
 CHARACTER_FILE = "character.toml"
@@ -194,18 +194,16 @@ def create_character(
 
 
 def spec_to_toml(spec: CharacterSpec) -> str:
-    from digihuman.config import _toml_value
-
-    lines = [f"name = {_toml_value(spec.name)}", f"language = {_toml_value(spec.language)}"]
+    lines = [f"name = {toml_value(spec.name)}", f"language = {toml_value(spec.language)}"]
     if spec.persona:
-        lines.append(f"persona = {_toml_value(spec.persona)}")
-    lines.append(f"portrait = {_toml_value(spec.portrait)}")
+        lines.append(f"persona = {toml_value(spec.persona)}")
+    lines.append(f"portrait = {toml_value(spec.portrait)}")
     if spec.voice_sample:
-        lines.append(f"voice_sample = {_toml_value(spec.voice_sample)}")
+        lines.append(f"voice_sample = {toml_value(spec.voice_sample)}")
     for section in ("voice", "face"):
         backend: BackendSpec = getattr(spec, section)
-        lines += ["", f"[{section}]", f"backend = {_toml_value(backend.backend)}"]
+        lines += ["", f"[{section}]", f"backend = {toml_value(backend.backend)}"]
         if backend.params:
             lines += ["", f"[{section}.params]"]
-            lines += [f"{k} = {_toml_value(v)}" for k, v in backend.params.items()]
+            lines += [f"{k} = {toml_value(v)}" for k, v in backend.params.items()]
     return "\n".join(lines) + "\n"

@@ -59,7 +59,7 @@ def _session(args: argparse.Namespace, settings):  # -> Session
         character_name=args.character or settings.character,
         window=not args.no_window,
         record=Path(args.record) if args.record else None,
-        metrics=getattr(args, "metrics", False),
+        metrics=args.metrics,
     )
 
 
@@ -187,6 +187,7 @@ def _session_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model name (default: config llm.model)")
     parser.add_argument("--record", metavar="DIR", help="write each turn to DIR/NNN.mp4 and DIR/turns.jsonl")
     parser.add_argument("--no-window", action="store_true", help="do not open the window")
+    parser.add_argument("--metrics", action="store_true", help="print each turn's JSON metrics line")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,7 +218,6 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--once", metavar="TEXT", help="run one turn with TEXT and exit (0 when something was spoken)"
     )
-    chat.add_argument("--metrics", action="store_true", help="print each turn's JSON metrics line")
 
     run = _command(
         sub,
@@ -234,7 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="camera index, a video file (played at its own rate) or a folder of images (default: 0)",
     )
     run.add_argument("--duration", type=float, metavar="S", help="stop cleanly after S seconds")
-    run.add_argument("--metrics", action="store_true", help="print each turn's JSON metrics line")
 
     characters = sub.add_parser(
         "characters",

@@ -5,6 +5,7 @@ The file is `--config PATH`, else `$DIGIHUMAN_CONFIG`, else `$DIGIHUMAN_HOME/con
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -141,23 +142,22 @@ def to_toml(settings: Settings) -> str:
     """The effective config as TOML text (what `digihuman config show` prints)."""
     lines: list[str] = []
     dumped = settings.model_dump()
+    # TOML reads every key after a [table] header as part of it: top-level keys go first.
     for key, value in dumped.items():
         if not isinstance(value, dict):
-            lines.append(f"{key} = {_toml_value(value)}")
+            lines.append(f"{key} = {toml_value(value)}")
     for key, value in dumped.items():
         if isinstance(value, dict):
             lines.append(f"\n[{key}]")
-            lines.extend(f"{k} = {_toml_value(v)}" for k, v in value.items())
+            lines.extend(f"{k} = {toml_value(v)}" for k, v in value.items())
     return "\n".join(lines) + "\n"
 
 
-def _toml_value(value: Any) -> str:
-    import json
-
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return json.dumps(str(value), ensure_ascii=False)

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from digihuman.clock import Clock, LoopClock
+from digihuman.clock import Clock
 from digihuman.config import DirectorSettings
 from digihuman.llm.base import LLM, LLMError, Usage
 from digihuman.llm.memory import ConversationMemory, proactive_prompt
@@ -88,7 +88,7 @@ class Director:
         self.greet = greet
         self.proactive = proactive
         self.frames_with_user = frames_with_user
-        self.clock = clock or stage.clock or LoopClock()
+        self.clock = clock or stage.clock
         self.cost = cost or CostMeter(self.clock)
         self.on_turn = on_turn
         self.stats = DirectorStats()
@@ -130,10 +130,9 @@ class Director:
     def on_scene(self, event: SceneEvent) -> None:
         """A meaningful scene change: it waits for the cooldown in a single slot (latest wins)."""
         self.observe(event.frame)
-        if self._pending_trigger is not None and self._pending_trigger.kind != "greeting":
-            self.stats.replaced += 1
-            self._pending_trigger = ProactiveTrigger(event.kind, self.clock.now())
-        elif self._pending_trigger is None:
+        waiting = self._pending_trigger
+        if waiting is None or waiting.kind != "greeting":  # the greeting is never replaced
+            self.stats.replaced += waiting is not None
             self._pending_trigger = ProactiveTrigger(event.kind, self.clock.now())
         self._wake.set()
 
@@ -144,6 +143,11 @@ class Director:
     @property
     def busy(self) -> bool:
         return self._activity is not None and not self._activity.done()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing runs and no user text waits to be answered."""
+        return not self.busy and not self._pending_user
 
     # -- the loop ---------------------------------------------------------------------------------------
 
@@ -327,7 +331,7 @@ async def _read_head(stream: AsyncIterator[str], token: str, metrics: TurnMetric
         if start and not token.startswith(start[: len(token)]):
             return head, False  # cannot be the token: it is speech
         if start.startswith(token):
-            return head, False
+            return head, False  # it is the token: silence
     return head, True
 
 

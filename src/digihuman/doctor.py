@@ -78,25 +78,11 @@ def run_checks(settings: Settings) -> list[Check]:
 
     llm = settings.llm
     if llm.backend == "ollama":
-        up = _reachable(llm.url)
-        checks.append(
-            Check(
-                "llm: ollama",
-                up,
-                f"{llm.url} model {llm.model}",
-                "" if up else f"start it with `ollama serve`, then `ollama pull {llm.model}`",
-            )
-        )
+        name, start = "llm: ollama", f"start it with `ollama serve`, then `ollama pull {llm.model}`"
     else:
-        up = _reachable(llm.url)
-        checks.append(
-            Check(
-                "llm: openai-compatible",
-                up,
-                f"{llm.url} model {llm.model}",
-                "" if up else "start llama-server / vLLM / LM Studio, or set llm.url",
-            )
-        )
+        name, start = "llm: openai-compatible", "start llama-server / vLLM / LM Studio, or set llm.url"
+    up = _reachable(llm.url)
+    checks.append(Check(name, up, f"{llm.url} model {llm.model}", "" if up else start))
     checks += [
         _package("ChatTTS", "ChatTTS", "ChatTTS voice", ".venv/bin/pip install 'digihuman[chattts]'"),
         _package(

@@ -102,6 +102,12 @@ class CostTotals:
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def add(self, other: CostTotals) -> None:
+        self.calls += other.calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.images += other.images
+
 
 class CostMeter:
     """What the model was asked for: calls, tokens and images, in total and per hour of running time.
@@ -116,19 +122,13 @@ class CostMeter:
         self.by_kind: dict[str, CostTotals] = {}
 
     def record(self, usage: Usage, kind: str = "user") -> None:
-        totals = self.by_kind.setdefault(kind, CostTotals())
-        totals.calls += 1
-        totals.prompt_tokens += usage.prompt_tokens
-        totals.completion_tokens += usage.completion_tokens
-        totals.images += usage.images
+        call = CostTotals(1, usage.prompt_tokens, usage.completion_tokens, usage.images)
+        self.by_kind.setdefault(kind, CostTotals()).add(call)
 
     def total(self) -> CostTotals:
         total = CostTotals()
         for part in self.by_kind.values():
-            total.calls += part.calls
-            total.prompt_tokens += part.prompt_tokens
-            total.completion_tokens += part.completion_tokens
-            total.images += part.images
+            total.add(part)
         return total
 
     def elapsed_s(self) -> float:
@@ -136,7 +136,8 @@ class CostMeter:
 
     def snapshot(self) -> dict[str, Any]:
         """Totals and per-hour rates (rates are over the running time so far, at least one minute)."""
-        hours = max(self.elapsed_s(), 60.0) / 3600.0
+        elapsed_s = self.elapsed_s()
+        hours = max(elapsed_s, 60.0) / 3600.0
         total = self.total()
 
         def rates(t: CostTotals) -> dict[str, float]:
@@ -149,7 +150,7 @@ class CostMeter:
             }
 
         return {
-            "elapsed_s": round(self.elapsed_s(), 1),
+            "elapsed_s": round(elapsed_s, 1),
             "calls": total.calls,
             "prompt_tokens": total.prompt_tokens,
             "completion_tokens": total.completion_tokens,

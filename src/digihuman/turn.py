@@ -21,6 +21,7 @@ import logging
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal, Protocol
 
 from digihuman.clock import Clock, LoopClock
@@ -157,7 +158,7 @@ class _Sentence:
         for chunk in self.chunks:
             words.update(((t.label, t.start_s), t) for t in chunk.words)
             phonemes.update(((t.label, t.start_s), t) for t in chunk.phonemes)
-        by_start = lambda t: t.start_s  # noqa: E731
+        by_start = attrgetter("start_s")
         return sorted(words.values(), key=by_start), sorted(phonemes.values(), key=by_start)
 
 
@@ -434,11 +435,11 @@ class Turn:
                 raise sentence.error
             render = sentence.render
             if render is not None and render.done() and not render.cancelled():
-                if render.exception() is None:
+                error = render.exception()
+                if error is None:
                     return render.result()
                 if fallback is None:
-                    raise render.exception()  # type: ignore[misc]
-                error = render.exception()
+                    raise error
                 logger.warning("turn %d: face failed, using the fallback: %s", self.turn_id, error)
                 return None
             if fallback is not None and self._played() >= sentence.offset_s - DUE_MARGIN_S:

@@ -44,7 +44,8 @@ class Entry:
 
 def observation_note(kind: str) -> str:
     """The `[camera]` note stored in memory for a proactive remark."""
-    return f"{CAMERA_TAG} {_OBSERVATION_NOTES.get(kind, _OBSERVATION_NOTES["scene_changed"])}"
+    note = _OBSERVATION_NOTES.get(kind, _OBSERVATION_NOTES["scene_changed"])
+    return f"{CAMERA_TAG} {note}"
 
 
 def proactive_prompt(kind: str, silence_token: str) -> str:
