@@ -139,3 +139,23 @@ async def test_turn_log_with_metrics_prints_the_record_and_can_leave_failures_to
     out, err = capsys.readouterr()
     assert json.loads(out)["error"] == "the model is missing"
     assert err == ""  # `chat --once` ends with this error as its one `digihuman: error:` line instead
+
+
+class _SlowFace:
+    realtime = False
+
+    def __init__(self) -> None:
+        self.idle = object()  # stands in for the built-in animator a subprocess face idles with
+
+
+@pytest.mark.parametrize("audio_first", [False, True])
+def test_slow_faces_speak_audio_first_only_when_configured(audio_first: bool) -> None:
+    from digihuman.app import Performer
+
+    settings = Settings()
+    settings.face.audio_first = audio_first
+    face = _SlowFace()
+    performer = Performer(find_character("ada"), settings, tts=object(), face=face)  # type: ignore[arg-type]
+    stage = performer.stage()
+    assert stage.fallback_face is (face.idle if audio_first else None)
+    assert stage.lookahead == settings.tts.lookahead and stage.language == "en"

@@ -140,7 +140,8 @@ class Performer:
         self.sinks.insert(0, window)
 
     def stage(self) -> Stage:
-        fallback = getattr(self.face, "idle", None) if not self.face.realtime else None
+        slow = not self.face.realtime
+        fallback = getattr(self.face, "idle", None) if slow and self.settings.face.audio_first else None
         return Stage(
             tts=self.tts,
             sinks=self.sinks,

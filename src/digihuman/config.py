@@ -36,6 +36,11 @@ class FaceSettings(Section):
     size: int = Field(512, ge=64, le=2048, description="Output frame size in pixels (square).")
     fps: int = Field(25, ge=5, le=60)
     threads: int = Field(1, ge=1, le=16, description="Animator render threads.")
+    audio_first: bool = Field(
+        False,
+        description="With a slow face (SadTalker, Wav2Lip), speak a sentence whose frames are not ready yet "
+        "with the built-in animator instead of idling until they are.",
+    )
 
 
 class TTSSettings(Section):
