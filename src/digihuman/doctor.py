@@ -48,7 +48,11 @@ def _package(name: str, dist: str, purpose: str, fix: str) -> Check:
     return Check(name, ok, f"{dist} {_version(dist)} — {purpose}" if ok else purpose, "" if ok else fix)
 
 
+GPT_SOVITS_START = "in GPT-SoVITS: python api_v2.py -a 127.0.0.1 -p 9880 -c GPT_SoVITS/configs/tts_infer.yaml"
+
+
 def run_checks(settings: Settings) -> list[Check]:
+    sovits_up = _reachable("http://127.0.0.1:9880")
     checks = [
         Check("python", sys.version_info >= (3, 11), sys.version.split()[0]),
         Check("home", True, str(home_dir())),
@@ -91,9 +95,9 @@ def run_checks(settings: Settings) -> list[Check]:
         _package("llama_cpp", "llama-cpp-python", "llama.cpp server for tests", "scripts/setup.sh --test"),
         Check(
             "gpt-sovits",
-            _reachable("http://127.0.0.1:9880"),
+            sovits_up,
             "http://127.0.0.1:9880 (default)",
-            "in GPT-SoVITS: python api_v2.py -a 127.0.0.1 -p 9880 -c GPT_SoVITS/configs/tts_infer.yaml",
+            "" if sovits_up else GPT_SOVITS_START,
         ),
         Check(
             "sadtalker / wav2lip", True, "subprocess faces: set [face] python and repo in a character.toml"
