@@ -117,7 +117,7 @@ def _result(turn_id: int, status: str, error: str | None, text: str) -> TurnResu
 async def test_turn_log_appends_a_json_line_per_turn_and_prints_what_was_said(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    log = TurnLog(tmp_path, print_metrics=False)
+    log = TurnLog(tmp_path, print_metrics=False, speaker="Ada")
     log(_result(1, "ok", None, "Hello there."))
     log(_result(2, "failed", "cannot reach Ollama", ""))
     records = [json.loads(line) for line in (tmp_path / "turns.jsonl").read_text().splitlines()]
@@ -127,7 +127,7 @@ async def test_turn_log_appends_a_json_line_per_turn_and_prints_what_was_said(
     ]
     assert records[0]["usage"]["prompt_tokens"] == 40 and records[0]["usage"]["completion_tokens"] == 7
     out, err = capsys.readouterr()
-    assert out == "Hello there.\n"
+    assert out == "Ada: Hello there.\n"
     assert err == "digihuman: turn 2 failed: cannot reach Ollama\n"
 
 

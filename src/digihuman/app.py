@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LINGER_S = 0.6  # `say --play` keeps the idling face up briefly so the last syllable is not cut short
+PROGRESS_EVERY_S = 1.0
 FIRST_FRAME_WAIT_S = 5.0  # how long `run` waits for the camera before greeting without a picture
 
 
@@ -191,12 +192,18 @@ def say(
 
     async def perform() -> TurnResult:
         performer = await Performer.open(character, settings, window=play, extra_sinks=sinks)
+        progress = None
+        if target is not None and not play and sys.stderr.isatty():
+            progress = asyncio.create_task(_show_progress(performer.sinks[0], target))
         try:
             result = await run_turn(text, performer.stage())
             if performer.window is not None and result.status == "ok":
                 await asyncio.sleep(LINGER_S)
             return result
         finally:
+            if progress is not None:
+                progress.cancel()
+                print(file=sys.stderr)  # end the progress line
             await performer.aclose()
 
     result = asyncio.run(perform())
@@ -205,6 +212,13 @@ def say(
     if target is not None:
         print(f"wrote {target} ({result.audio_s:.1f} s)", file=sys.stderr)
     return target
+
+
+async def _show_progress(recorder: Sink, target: Path, turn_id: int = 1) -> None:
+    """A one-line progress display on a terminal while a long text is recorded."""
+    while True:
+        await asyncio.sleep(PROGRESS_EVERY_S)
+        print(f"\rrecording {target}: {recorder.played_s(turn_id):.0f} s of speech", end="", file=sys.stderr)
 
 
 # --- chat and run -------------------------------------------------------------------------------------
@@ -223,7 +237,15 @@ class Session:
 class TurnLog:
     """Writes `turns.jsonl` (with --record) and prints the same line (with --metrics)."""
 
-    def __init__(self, record: Path | None, print_metrics: bool, *, report_failures: bool = True) -> None:
+    def __init__(
+        self,
+        record: Path | None,
+        print_metrics: bool,
+        *,
+        report_failures: bool = True,
+        speaker: str = "",
+    ) -> None:
+        self.prefix = f"{speaker}: " if speaker else ""
         self.path = record / "turns.jsonl" if record is not None else None
         self.print_metrics = print_metrics
         self.report_failures = report_failures  # off for `chat --once`: its exit error says it already
@@ -241,7 +263,7 @@ class TurnLog:
         if self.print_metrics:
             print(line, flush=True)
         if result.text_shown and not self.print_metrics:
-            print(result.text_shown, flush=True)
+            print(f"{self.prefix}{result.text_shown}", flush=True)
         if result.status == "failed" and self.report_failures:
             print(f"digihuman: turn {result.turn_id} failed: {result.error}", file=sys.stderr, flush=True)
 
@@ -280,7 +302,7 @@ async def _director_session(
     from digihuman.llm.memory import ConversationMemory
 
     character = find_character(session.character_name)
-    log = TurnLog(session.record, session.metrics, report_failures=once is None)
+    log = TurnLog(session.record, session.metrics, report_failures=once is None, speaker=character.name)
     performer = await Performer.open(
         character, settings, window=session.window, extra_sinks=_session_sinks(session, settings)
     )
