@@ -12,7 +12,6 @@ def test_defaults_without_a_file() -> None:
     settings = load_settings()
     assert settings.face.size == 512
     assert settings.face.fps == 25
-    assert settings.server.host == "127.0.0.1"
 
 
 def test_file_then_environment_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -179,6 +179,8 @@ def say(
     if not clean_for_speech(text).strip():
         raise UserError("nothing to say: the text is empty (or only symbols, emoji or links)")
     character = find_character(character_name)
+    if output is None and not play:
+        play = display_available()  # neither flag: show it on a desktop, else write a file below
     if output is None and not (play and display_available()):
         if play:
             print("digihuman: warning: no display; writing an MP4 instead", file=sys.stderr)

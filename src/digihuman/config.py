@@ -62,7 +62,9 @@ class LLMSettings(Section):
 
 class CameraSettings(Section):
     sample_fps: float = Field(2.0, gt=0, le=30)
-    crop: float = Field(1.0, gt=0.1, le=1.0, description="Centre crop as a fraction of the shorter side.")
+    crop: float = Field(
+        1.0, gt=0.1, le=1.0, description="Centre crop: the fraction of width and height kept."
+    )
     width: int = Field(448, ge=64, description="Frames sent to the VLM are downscaled to this width.")
     jpeg_quality: int = Field(70, ge=10, le=100)
     keep_frames: int = Field(3, ge=1, le=16, description="Recent frames kept in memory (and sent).")
@@ -73,11 +75,6 @@ class DirectorSettings(Section):
     static_gap_s: float = Field(600.0, ge=0, description="Gap while the scene stays static.")
     max_age_s: float = Field(15.0, gt=0, description="A proactive reply older than this is dropped.")
     silence_token: str = "<silent>"
-
-
-class ServerSettings(Section):
-    host: str = "127.0.0.1"
-    port: int = Field(8765, ge=1, le=65535)
 
 
 class Settings(BaseSettings):
@@ -91,7 +88,6 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     camera: CameraSettings = CameraSettings()
     director: DirectorSettings = DirectorSettings()
-    server: ServerSettings = ServerSettings()
 
     @classmethod
     def settings_customise_sources(
