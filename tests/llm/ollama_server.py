@@ -380,11 +380,20 @@ def _validate_keep_alive(value: Any) -> None:
     raise HTTPFailure(400, f'time: invalid duration "{value}"')
 
 
+ROLES = ("system", "user", "assistant", "tool")
+
+
 def _int_option(options: dict[str, Any], key: str, default: int) -> int:
     value = options.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise HTTPFailure(400, f"option {key} must be a number, got {json.dumps(value)}")
     return int(value)
+
+
+def _check_role(message: Any, error: str) -> None:
+    """Both APIs accept the same roles; each words its 400 its own way."""
+    if not isinstance(message, dict) or message.get("role") not in ROLES:
+        raise HTTPFailure(400, error)
 
 
 def _native_call(body: Any, server: OllamaTestServer) -> tuple[Model, ChatCall]:
@@ -394,13 +403,7 @@ def _native_call(body: Any, server: OllamaTestServer) -> tuple[Model, ChatCall]:
     model = server.model(name, openai=False)
     messages, images = [], 0
     for message in body.get("messages") or []:
-        if not isinstance(message, dict) or message.get("role") not in (
-            "system",
-            "user",
-            "assistant",
-            "tool",
-        ):
-            raise HTTPFailure(400, "invalid message: role must be system, user, assistant or tool")
+        _check_role(message, "invalid message: role must be system, user, assistant or tool")
         if not isinstance(message.get("content", ""), str):
             raise HTTPFailure(
                 400, "json: cannot unmarshal array into Go struct field Message.messages.content"
@@ -436,13 +439,7 @@ def _openai_call(body: Any, server: OllamaTestServer) -> tuple[Model, ChatCall]:
     model = server.model(name, openai=True)
     messages, images = [], 0
     for message in body.get("messages") or []:
-        if not isinstance(message, dict) or message.get("role") not in (
-            "system",
-            "user",
-            "assistant",
-            "tool",
-        ):
-            raise HTTPFailure(400, "invalid message role")
+        _check_role(message, "invalid message role")
         content = message.get("content", "")
         if isinstance(content, str):
             messages.append({"role": message["role"], "text": content})
