@@ -1,0 +1,75 @@
+"""Real model weights for tests, assembled by scripts/fetch_test_models.py into the test cache.
+
+`real_model_path("qwen-gguf")` returns the cached file (or folder) and skips the test, with the command that
+fixes it, when the fixture has not been assembled. Nothing is downloaded from here: tests stay offline and
+fast, and `scripts/setup.sh --test` fetches the weights once.
+
+Names: whisper-base (faster-whisper folder), piper-joe (Piper .onnx, its .onnx.json beside it),
+qwen-gguf (Qwen2.5-Coder-0.5B-Instruct Q4_K_M), smart-turn (Smart Turn v3.2 CPU ONNX), silero-vad (ONNX).
+The pytest fixtures below wrap the same call; import them into a test module, or call the function.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FETCH_HINT = "run .venv/bin/python scripts/fetch_test_models.py"
+
+
+@cache
+def _fetcher() -> ModuleType:
+    # scripts/ is not a package: load the script by path, as tests/llm/test_openai_compat.py does.
+    script = REPO / "scripts" / "fetch_test_models.py"
+    spec = importlib.util.spec_from_file_location("fetch_test_models", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    return module
+
+
+def real_model_names() -> list[str]:
+    return list(_fetcher().FIXTURES)
+
+
+def real_model_path(name: str) -> Path:
+    """The cached fixture's path, or pytest.skip naming the command that assembles it."""
+    fetcher = _fetcher()
+    if name not in fetcher.FIXTURES:
+        raise KeyError(f"unknown real-model fixture {name!r}; known: {', '.join(fetcher.FIXTURES)}")
+    path = fetcher.fixture_path(name)
+    if path is None:
+        pytest.skip(f"real model {name!r} is not in {fetcher.cache_dir()}: {FETCH_HINT} --only {name}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def qwen_gguf() -> Path:
+    return real_model_path("qwen-gguf")
+
+
+@pytest.fixture(scope="session")
+def whisper_base() -> Path:
+    return real_model_path("whisper-base")
+
+
+@pytest.fixture(scope="session")
+def piper_joe() -> Path:
+    return real_model_path("piper-joe")
+
+
+@pytest.fixture(scope="session")
+def smart_turn_onnx() -> Path:
+    return real_model_path("smart-turn")
+
+
+@pytest.fixture(scope="session")
+def silero_vad_onnx() -> Path:
+    return real_model_path("silero-vad")
