@@ -54,5 +54,9 @@ if [ $want_tests = 1 ]; then
     log "building llama-cpp-python (first time only, ~5 min)"
     CMAKE_ARGS="-DGGML_NATIVE=OFF" "${pip[@]}" install "llama-cpp-python[server]>=0.3" "gguf>=0.10"
   fi
+  # Real model weights for the tests (~720 MB, once, into the test cache outside the repo). Without them
+  # the tests that need them skip and say so, so a failure here does not stop the set-up.
+  .venv/bin/python scripts/fetch_test_models.py >/dev/null ||
+    log "could not fetch the real test models: the tests that need them will skip"
 fi
 log "ready"
