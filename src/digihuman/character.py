@@ -10,6 +10,7 @@ import re
 import shutil
 import tempfile
 import tomllib
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +22,8 @@ from digihuman.errors import CharacterError
 
 CHARACTER_FILE = "character.toml"
 RIG_FILE = "rig.npz"
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z]+)?$"
+MAX_ID_BYTES = 200  # a folder name (255 bytes on most file systems) plus room for the staging suffix
 DEFAULT_PERSONA = {
     "en": "You are {name}, a friendly digital human who lives on the user's computer. "
     "Speak naturally, warmly and briefly: one to three short sentences.",
@@ -41,7 +44,7 @@ class CharacterSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
-    language: str = Field("en", pattern=r"^[a-z]{2,3}(-[A-Za-z]+)?$")
+    language: str = Field("en", pattern=LANGUAGE_PATTERN)
     persona: str = ""
     portrait: str = "portrait.png"
     voice_sample: str | None = None
@@ -106,28 +109,68 @@ def load_character_dir(path: Path, source: Literal["shipped", "user"]) -> Charac
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         raise CharacterError(f"{file}: key '{key}': {first['msg']}") from None
+    except OSError as exc:
+        raise CharacterError(f"cannot read {file}: {exc.strerror or exc}") from None
     return Character(id=path.name, path=path, spec=spec, source=source)
 
 
-def list_characters() -> list[Character]:
-    """Shipped characters first, then the user's; a user character may not shadow a shipped id."""
-    found: dict[str, Character] = {}
+@dataclass(frozen=True, slots=True)
+class BrokenCharacter:
+    """A user character whose folder cannot be loaded: listed with its error, fails only when chosen."""
+
+    id: str
+    path: Path
+    source: Literal["shipped", "user"]
+    error: CharacterError
+
+
+def scan_characters() -> list[Character | BrokenCharacter]:
+    """Shipped characters first, then the user's; a user character may not shadow a shipped id.
+
+    One broken user character must not break every command: it is returned as a BrokenCharacter.
+    """
+    found: dict[str, Character | BrokenCharacter] = {}
     for root, source in ((shipped_dir(), "shipped"), (user_dir(), "user")):
-        if not root.is_dir():
+        try:
+            folders = sorted(p for p in root.iterdir() if (p / CHARACTER_FILE).is_file())
+        except OSError:  # no user folder yet (or an unreadable one): nothing to list there
             continue
-        for folder in sorted(p for p in root.iterdir() if (p / CHARACTER_FILE).is_file()):
-            if folder.name not in found:
+        for folder in folders:
+            if folder.name in found:
+                continue
+            try:
                 found[folder.name] = load_character_dir(folder, source)  # type: ignore[arg-type]
+            except CharacterError as exc:
+                found[folder.name] = BrokenCharacter(folder.name, folder, source, exc)  # type: ignore[arg-type]
     return list(found.values())
 
 
+def list_characters() -> list[Character]:
+    """The characters that load (see scan_characters for the broken ones too)."""
+    return [c for c in scan_characters() if isinstance(c, Character)]
+
+
 def find_character(name: str) -> Character:
-    """Look a character up by folder id or display name (case-insensitive)."""
-    wanted = name.strip().lower()
-    characters = list_characters()
-    for character in characters:
-        if wanted in (character.id.lower(), character.name.lower()):
-            return character
+    """Look a character up by folder id, else by display name.
+
+    Ids win over display names, so a user character named like a shipped one ("小美", id `小美`) is still
+    selectable, and the shipped one stays reachable by its id (`xiaomei`). Within each pass an exact match
+    wins over a case-insensitive one, and shipped characters come first.
+    """
+    wanted = name.strip()
+    characters = scan_characters()
+    passes = (
+        lambda c: c.id == wanted,
+        lambda c: c.id.lower() == wanted.lower(),
+        lambda c: isinstance(c, Character) and c.name == wanted,
+        lambda c: isinstance(c, Character) and c.name.lower() == wanted.lower(),
+    )
+    for matches in passes:
+        for character in characters:
+            if matches(character):
+                if isinstance(character, BrokenCharacter):
+                    raise character.error
+                return character
     known = ", ".join(c.id for c in characters) or "none"
     raise CharacterError(f"unknown character '{name}' (known: {known}); see `digihuman characters list`")
 
@@ -136,6 +179,8 @@ def slugify(name: str) -> str:
     slug = re.sub(r"[^\w-]+", "-", name.strip().lower(), flags=re.UNICODE).strip("-")
     if not slug:
         raise CharacterError(f"'{name}' cannot be used as a character name")
+    if len(slug.encode("utf-8")) > MAX_ID_BYTES:
+        raise CharacterError("the character name is too long for a folder name; use a shorter one")
     return slug
 
 
@@ -159,8 +204,10 @@ def create_character(
     from digihuman.face.rig import build_rig
 
     slug = slugify(name)
+    if not re.fullmatch(LANGUAGE_PATTERN, language):
+        raise CharacterError(f"--language {language!r} is not a language code; use one like en, zh or pt-BR")
     target = user_dir() / slug
-    if target.exists() or any(c.id == slug for c in list_characters()):
+    if _exists(target) or any(c.id == slug for c in scan_characters()):
         raise CharacterError(f"a character named '{slug}' already exists; pick another name")
     if voice_sample is not None and not voice_sample.is_file():
         raise CharacterError(f"voice sample {voice_sample} does not exist")
@@ -177,8 +224,11 @@ def create_character(
         voice_sample=f"voice{voice_sample.suffix.lower()}" if voice_sample else None,
         voice=voice or BackendSpec(backend="espeak", params={"voice": default_voice}),
     )
-    user_dir().mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{slug}-", dir=user_dir()))
+    try:
+        user_dir().mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{slug}-", dir=user_dir()))
+    except OSError as exc:
+        raise CharacterError(f"cannot create a character in {user_dir()}: {exc.strerror or exc}") from None
     try:
         save_portrait(image, staging / spec.portrait)
         rig.save(staging / RIG_FILE)
@@ -186,11 +236,40 @@ def create_character(
             shutil.copyfile(voice_sample, staging / spec.voice_sample)
         (staging / CHARACTER_FILE).write_text(spec_to_toml(spec), encoding="utf-8")
         staging.chmod(0o755)  # mkdtemp makes it private; a character folder is ordinary user data
-        staging.rename(target)
+        _publish(staging, target)
+    except OSError as exc:  # a full disk, a vanished folder: nothing half-made stays behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise CharacterError(
+            f"cannot write the character to {user_dir()}: {exc.strerror or exc}; nothing was created"
+        ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return load_character_dir(target, "user")
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists() or path.is_symlink()
+    except OSError:
+        return True  # cannot even look: do not build there
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Move the finished pack into place atomically; a concurrent `characters new` of the same name loses.
+
+    A plain rename would replace an empty folder at `target`; claiming the name with mkdir first makes the
+    second of two racing commands fail cleanly instead.
+    """
+    try:
+        target.mkdir()
+    except FileExistsError:
+        raise CharacterError(f"a character named '{target.name}' already exists; pick another name") from None
+    try:
+        staging.rename(target)  # onto our own empty folder: atomic, complete or absent
+    except BaseException:
+        target.rmdir()
+        raise
 
 
 def spec_to_toml(spec: CharacterSpec) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from digihuman import __version__
 from digihuman.errors import UserError
+from digihuman.frontend.runner import Stopped, raise_stopped
 
 log = logging.getLogger("digihuman")
 
@@ -26,11 +27,12 @@ def _settings(args: argparse.Namespace):  # -> Settings, imported lazily to keep
 
 
 def cmd_say(args: argparse.Namespace) -> int:
-    from digihuman.app import say
+    from digihuman.frontend.say import say
+    from digihuman.config import set_setting
 
     settings = _settings(args)
-    if args.size:
-        settings.face.size = args.size
+    if args.size is not None:
+        set_setting(settings, "face", "size", args.size, flag="--size")
     say(
         args.text if args.text != "-" else sys.stdin.read(),
         settings=settings,
@@ -47,15 +49,17 @@ def _apply_llm_flags(settings, args: argparse.Namespace) -> None:  # settings: S
         if not args.llm_url and args.llm == "openai" and settings.llm.url.rstrip("/").endswith(":11434"):
             settings.llm.url = "http://127.0.0.1:8080/v1"  # the Ollama default would be wrong here
     if args.llm_url:
-        settings.llm.url = args.llm_url
+        from digihuman.config import set_setting
+
+        set_setting(settings, "llm", "url", args.llm_url, flag="--llm-url")
     if args.model:
         settings.llm.model = args.model
 
 
-def _session(args: argparse.Namespace, settings):  # -> Session
-    from digihuman.app import Session
+def _terminal_options(args: argparse.Namespace, settings):  # -> TerminalOptions
+    from digihuman.frontend.chat import TerminalOptions
 
-    return Session(
+    return TerminalOptions(
         character_name=args.character or settings.character,
         window=not args.no_window,
         record=Path(args.record) if args.record else None,
@@ -64,32 +68,34 @@ def _session(args: argparse.Namespace, settings):  # -> Session
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from digihuman.app import chat
+    from digihuman.frontend.chat import chat
 
     settings = _settings(args)
     _apply_llm_flags(settings, args)
     if args.once is not None and not args.once.strip():
         raise UserError("--once needs some text")
-    return chat(settings, _session(args, settings), once=args.once)
+    return chat(settings, _terminal_options(args, settings), once=args.once)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from digihuman.app import run
+    from digihuman.frontend.chat import run
 
     settings = _settings(args)
     _apply_llm_flags(settings, args)
     if args.duration is not None and args.duration <= 0:
         raise UserError("--duration must be a positive number of seconds")
-    return run(settings, _session(args, settings), camera=args.camera, duration_s=args.duration)
+    return run(settings, _terminal_options(args, settings), camera=args.camera, duration_s=args.duration)
 
 
 def cmd_characters_list(args: argparse.Namespace) -> int:
-    from digihuman.character import list_characters
+    from digihuman.character import BrokenCharacter, scan_characters
 
-    characters = list_characters()
+    characters = scan_characters()
     if args.json:
         rows = [
-            {
+            {"name": None, "id": c.id, "source": c.source, "path": str(c.path), "error": str(c.error)}
+            if isinstance(c, BrokenCharacter)
+            else {
                 "name": c.name,
                 "id": c.id,
                 "language": c.language,
@@ -103,6 +109,9 @@ def cmd_characters_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
     for c in characters:
+        if isinstance(c, BrokenCharacter):  # listed, so the user sees what to fix; the others still work
+            print(f"{_pad(c.id, 16)} {'(broken)':<16} {'':<4} {c.source:<8} error: {c.error}")
+            continue
         print(
             f"{_pad(c.id, 16)} {_pad(c.name, 16)} {c.language:<4} {c.source:<8} "
             f"voice={c.spec.voice.backend} face={c.spec.face.backend}"
@@ -283,8 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(verbosity: int) -> None:
+    from digihuman.logs import session_handler
+
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=level, handlers=[session_handler(logging.StreamHandler(sys.stderr))])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -299,11 +310,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("digihuman: interrupted", file=sys.stderr)
         return 130
+    except Stopped as exc:  # SIGINT or SIGTERM while a command ran: it cleaned up, then came here
+        print(f"digihuman: stopped by {exc}", file=sys.stderr)
+        return exc.exit_code
     except BrokenPipeError:
         # `digihuman doctor --json | head`: the reader left early; no traceback, and point stdout at
         # /dev/null so the flush at exit cannot fail again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Exception as exc:
+        # A bug, not a user mistake: one line for the user, the traceback in a file for the report.
+        print(f"digihuman: internal error: {_one_line(exc)} (details in {_log_crash(exc)})", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _log_crash(exc: BaseException) -> str:
+    """Write the traceback under $DIGIHUMAN_HOME/logs (else the temp folder); return the file's path."""
+    import tempfile
+    import time
+    import traceback
+
+    text = f"digihuman {__version__}: {' '.join(sys.argv)}\n" + "".join(traceback.format_exception(exc))
+    name = f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    folders: list[Callable[[], Path]] = [_home_logs, lambda: Path(tempfile.gettempdir())]
+    for folder in folders:
+        try:
+            path = folder() / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8", errors="replace")
+            return str(path)
+        except Exception:  # a broken home (a file, read-only, full): try the next place
+            continue
+    return "nowhere: no writable log folder"
+
+
+def _home_logs() -> Path:
+    from digihuman.config import home_dir
+
+    return home_dir() / "logs"
 
 
 if __name__ == "__main__":

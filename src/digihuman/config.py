@@ -10,13 +10,15 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from digihuman.errors import ConfigError
 
 ENV_PREFIX = "DIGIHUMAN_"
+DEFAULT_API_KEY = "not-needed"
 
 
 def home_dir() -> Path:
@@ -29,11 +31,12 @@ def home_dir() -> Path:
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # nan and inf pass every ge/le bound check (comparisons with nan are false): refuse them outright.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class FaceSettings(Section):
-    size: int = Field(512, ge=64, le=2048, description="Output frame size in pixels (square).")
+    size: int = Field(512, ge=64, le=2048, description="Output frame size in pixels (square, even).")
     fps: int = Field(25, ge=5, le=60)
     threads: int = Field(1, ge=1, le=16, description="Animator render threads.")
     audio_first: bool = Field(
@@ -41,6 +44,14 @@ class FaceSettings(Section):
         description="With a slow face (SadTalker, Wav2Lip), speak a sentence whose frames are not ready yet "
         "with the built-in animator instead of idling until they are.",
     )
+
+    @field_validator("size")
+    @classmethod
+    def _even(cls, size: int) -> int:
+        # H.264 in yuv420p halves the chroma planes: an odd frame size fails inside the encoder.
+        if size % 2:
+            raise ValueError(f"must be even (H.264 needs it), e.g. {size - 1} or {size + 1}")
+        return size
 
 
 class TTSSettings(Section):
@@ -51,13 +62,32 @@ class LLMSettings(Section):
     backend: Literal["ollama", "openai"] = "ollama"
     url: str = "http://127.0.0.1:11434"
     model: str = "qwen3-vl:4b-instruct"
-    api_key: str = "not-needed"
+    api_key: str = DEFAULT_API_KEY
     num_predict: int = Field(256, ge=16, description="Token budget for one reply.")
-    temperature: float = 0.7
+    temperature: float = Field(0.7, ge=0, le=2)
     keep_alive: str = "10m"
-    first_token_timeout_s: float = Field(60.0, gt=0, description="Give up when no token arrives in time.")
-    request_timeout_s: float = Field(120.0, gt=0)
-    busy_retries: int = Field(3, ge=0)
+    first_token_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="The longest wait for a reply to start, model loading and the preload included.",
+    )
+    request_timeout_s: float = Field(
+        120.0, gt=0, description="The longest silence once a reply is streaming (and for other requests)."
+    )
+    busy_retries: int = Field(3, ge=0, le=10)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        """Checked here so a typo fails at start-up in one line, not deep inside the HTTP client."""
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:11434")
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        except ValueError:
+            raise ValueError("has an invalid port (use 1-65535)") from None
+        return url.strip()
 
 
 class CameraSettings(Section):
@@ -79,7 +109,11 @@ class DirectorSettings(Section):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_assignment=True
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+        allow_inf_nan=False,
     )
 
     character: str = Field("ada", description="The default character.")
@@ -119,30 +153,63 @@ def _describe(error: ValidationError, file: Path) -> str:
     where = f"environment variable {env_name}" if env_name in os.environ else str(file)
     if first["type"] == "extra_forbidden":
         return f"{where}: unknown config key '{key}'"
-    return f"{where}: config key '{key}': {first['msg']} (got {first.get('input')!r})"
+    return f"{where}: config key '{key}': {_message(first)} (got {first.get('input')!r})"
+
+
+def _message(error: Any) -> str:
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
     """Read the effective settings; raise ConfigError with one line naming the bad key."""
     file = config_path(path)
     data: dict[str, Any] = {}
-    if file.exists():
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{file} is not valid TOML: {exc}") from None
-    elif path is not None or os.environ.get("DIGIHUMAN_CONFIG"):
-        raise ConfigError(f"config file {file} does not exist")
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if path is not None or os.environ.get("DIGIHUMAN_CONFIG"):
+            raise ConfigError(f"config file {file} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file} is not valid TOML: {exc}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {file} is a folder; give the path of a TOML file") from None
+    except OSError as exc:  # unreadable, a name too long, a file where a folder should be
+        raise ConfigError(f"cannot read config file {file}: {exc.strerror or exc}") from None
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, file)) from None
+    except SettingsError as exc:  # DIGIHUMAN_FACE='not json': a whole section must be a JSON object
+        raise ConfigError(_describe_env_error(exc)) from None
+
+
+def _describe_env_error(error: SettingsError) -> str:
+    sections = [name for name, field in Settings.model_fields.items() if isinstance(field.default, BaseModel)]
+    for name in sections:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in os.environ and f'"{name}"' in str(error):
+            return (
+                f"environment variable {env_name} must hold a JSON object such as "
+                f'{{"key": value}}; to set one key use {env_name}__KEY'
+            )
+    return f"an environment override is invalid: {error}"
+
+
+def set_setting(settings: Settings, section: str, key: str, value: Any, *, flag: str) -> None:
+    """Apply a command-line flag to the settings, validated like the file: ConfigError names the flag."""
+    try:
+        setattr(getattr(settings, section), key, value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{flag} {value}: {_message(first)} (config key {section}.{key})") from None
 
 
 def to_toml(settings: Settings) -> str:
     """The effective config as TOML text (what `digihuman config show` prints)."""
     lines: list[str] = []
     dumped = settings.model_dump()
+    if dumped["llm"]["api_key"] != DEFAULT_API_KEY:
+        dumped["llm"]["api_key"] = "***"  # a secret: the output ends up in bug reports and terminals
     # TOML reads every key after a [table] header as part of it: top-level keys go first.
     for key, value in dumped.items():
         if not isinstance(value, dict):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+from pydantic import ValidationError
 
 from digihuman.media import AudioChunk
 
@@ -52,6 +53,8 @@ def run_animator_benchmark(
     from digihuman.face.animator import PortraitAnimator
     from digihuman.face.rig import Rig
 
+    _check_options(size, threads, frames)
+
     previous_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
@@ -77,6 +80,22 @@ def run_animator_benchmark(
         "frames": rendered,
         "rig_load_ms": round(load_ms, 1),
     }
+
+
+def _check_options(size: int, threads: int, frames: int) -> None:
+    """The same limits as the config (face.size, face.threads), as one-line errors naming the flag."""
+    from digihuman.config import FaceSettings
+    from digihuman.errors import UserError
+
+    if frames < 1:
+        raise UserError(f"--frames {frames}: render at least one frame")
+    try:
+        FaceSettings(size=size, threads=threads)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        flag = {"size": "--size", "threads": "--threads"}[str(first["loc"][0])]
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise UserError(f"{flag} {first['input']}: {message}") from None
 
 
 async def _render_all(animator: PortraitAnimator, pcm: np.ndarray) -> int:

@@ -18,6 +18,7 @@ from digihuman.errors import CharacterError
 logger = logging.getLogger(__name__)
 
 MAX_SIDE = 2048
+MAX_PIXELS = 100_000_000  # decoded as RGBA that is 400 MB; a portrait never needs more
 # Transparent areas become a soft neutral grey: dark enough that a white shirt stays visible,
 # light enough not to read as a hole.
 BACKGROUND_RGB = (200, 200, 200)
@@ -38,13 +39,17 @@ def load_portrait(path: Path) -> np.ndarray:
             with Image.open(path) as opened:
                 # JPEG can decode straight at a reduced scale, which keeps huge photos cheap.
                 opened.draft("RGB", (MAX_SIDE, MAX_SIDE))
+                # Opening reads only the header: refuse what would still be huge before decoding it.
+                width, height = opened.size
+                if width * height > MAX_PIXELS:
+                    raise Image.DecompressionBombError(f"{width}x{height}")
                 upright = ImageOps.exif_transpose(opened)
                 upright.load()
     except UnidentifiedImageError:
         raise CharacterError(f"portrait {path} is not an image; use {SUPPORTED}") from None
     except Image.DecompressionBombError:
         raise CharacterError(
-            f"portrait {path} is too large to decode safely; resize it below 100 MP"
+            f"portrait {path} is too large to decode safely; resize it below {MAX_PIXELS // 1_000_000} MP"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise CharacterError(f"portrait {path} is corrupt or truncated ({exc}); use another photo") from None

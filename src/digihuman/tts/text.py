@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import unicodedata
 
 # --- characters -----------------------------------------------------------------------------------
 
@@ -415,7 +416,7 @@ def clean_for_speech(text: str) -> str:
     A line break ends a spoken phrase: a line (a header, a list item) without closing punctuation gets a
     period ("。" after CJK) when more text follows.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _strip_invisible(text.replace("\r\n", "\n").replace("\r", "\n"))
     text = _CODE_FENCE.sub("\n", text)
     text = _AUTOLINK.sub(" ", text)
     text = _HTML_TAG.sub(" ", text)
@@ -424,7 +425,40 @@ def clean_for_speech(text: str) -> str:
     text = _URL.sub(_drop_url, text)
     text = _EMAIL.sub(" ", text)
     lines = [_clean_line(line) for line in text.split("\n")]
-    return _join_lines([line for line in lines if line])
+    spoken = _join_lines([line for line in lines if line])
+    # Only punctuation or symbols left ("...", "—", "**"): a voice would render silence or read symbol
+    # names, so it counts as nothing to say, like emoji-only text.
+    return spoken if any(c.isalnum() for c in spoken) else ""
+
+
+# Terminal escape sequences (colours, cursor moves, titles) pasted from a terminal or sent by a tool.
+_ANSI = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\x9b[0-?]*[ -/]*[@-~]"
+)
+
+
+def _strip_invisible(text: str) -> str:
+    """Drop what is never spoken and can break a voice: escapes, control, format and unpaired surrogate chars.
+
+    A NUL ends the string for a C voice library (espeak), silently truncating the speech; surrogates (from
+    undecodable command-line bytes) cannot be encoded at all. Control characters become spaces so words
+    stay apart; format characters (zero-width spaces and joiners, soft hyphens, bidi marks) just vanish.
+    """
+    text = _ANSI.sub(" ", text)
+    if text.isprintable():
+        return text  # the common case, answered without looking at every character
+    kept: list[str] = []
+    for char in text:
+        if char in "\n\t" or char.isprintable():
+            kept.append(char)
+            continue
+        category = unicodedata.category(char)
+        if category in ("Cc", "Zs"):  # controls, and spaces such as U+00A0 that are not "printable"
+            kept.append(" ")
+        elif category in ("Zl", "Zp"):
+            kept.append("\n")
+        # Cf, Cs, Co, Cn (format, surrogate, private-use, unassigned) are dropped
+    return "".join(kept)
 
 
 def _drop_url(match: re.Match[str]) -> str:
