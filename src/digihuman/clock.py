@@ -38,7 +38,7 @@ class LoopClock:
         await asyncio.sleep(max(0.0, seconds))
 
 
-class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+class _JumpingSelector(selectors.DefaultSelector):
     """Polls real I/O without blocking; when nothing is ready, jumps the virtual clock instead of waiting."""
 
     def __init__(self) -> None:

@@ -17,10 +17,18 @@ class Face(Protocol):
     must be rendered ahead while the previous sentence plays (SadTalker, Wav2Lip).
     """
 
-    name: str
-    realtime: bool
-    fps: int
-    size: int
+    # Read-only properties, so a class constant, an instance attribute or a property all satisfy them.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def realtime(self) -> bool: ...
+
+    @property
+    def fps(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
 
     def animate(self, audio: AsyncIterator[AudioChunk]) -> AsyncIterator[VideoFrame]:
         """Frames for one utterance, `pts_s` from its start, at `fps`, covering all of its audio."""

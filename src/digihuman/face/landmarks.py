@@ -18,12 +18,14 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
 from digihuman.errors import CharacterError
+from digihuman.face.haar import detect_faces
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +57,15 @@ FACE_OVAL = (
 )  # fmt: skip
 JAW = (234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454)
 
-_HAAR_FILE = "haarcascade_frontalface_default.xml"
 _HAAR_MAX_SIDE = 800
 # A second haar box counts as a face only when it is at least this large relative to the main one:
 # small background faces (a photo on a wall) do not disturb the animation.
 _SECOND_FACE_MIN_RATIO = 0.5
-_mesh_lock = threading.Lock()
+_mesh_lock = threading.Lock()  # one FaceMesh, shared: `process` is not thread-safe
+_create_lock = threading.Lock()
+_stderr_lock = threading.RLock()
+# A face mediapipe finds at once: its first detection prints the set-up messages (see _create_face_mesh).
+_WARM_UP_PORTRAIT = Path(__file__).resolve().parents[1] / "characters" / "ada" / "portrait.png"
 
 
 def face_height(landmarks: np.ndarray) -> float:
@@ -114,9 +119,9 @@ def haar_faces(image: np.ndarray) -> list[tuple[float, float, float, float]]:
         gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     gray = cv2.equalizeHist(gray)
     min_side = max(24, min(gray.shape) // 12)
-    found = _haar().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=6, minSize=(min_side, min_side))
-    boxes = [tuple(float(v) / scale for v in box) for box in found]
-    return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)  # type: ignore[misc]
+    found = detect_faces(gray, min_side=min_side, min_neighbors=6)
+    boxes = [(x / scale, y / scale, w / scale, h / scale) for x, y, w, h in found]
+    return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
 
 
 def fit_mean_shape(box: tuple[float, float, float, float]) -> np.ndarray:
@@ -133,15 +138,8 @@ def _mean_shape() -> np.ndarray:
     return load_mean_shape()
 
 
-@functools.cache
-def _haar() -> cv2.CascadeClassifier:
-    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, _HAAR_FILE))
-    if cascade.empty():
-        raise CharacterError(f"OpenCV's {_HAAR_FILE} is missing: reinstall opencv-python-headless")
-    return cascade
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
+def _check_image(image: object) -> np.ndarray:
+    # `object`: callers outside the type checker may pass anything; this is the runtime check.
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise TypeError("detect_landmarks expects an RGB uint8 array of shape (H, W, 3)")
     return np.ascontiguousarray(image)
@@ -189,7 +187,8 @@ def _mesh_faces_in_box(
 
 def _mesh_faces(mesh: Any, image: np.ndarray) -> list[np.ndarray]:
     height, width = image.shape[:2]
-    with _mesh_lock, quiet_native_stderr():
+    # No stderr swap here: the mesh logged its one-time set-up during the warm-up in _face_mesh.
+    with _mesh_lock:
         result = mesh.process(image)
     found = result.multi_face_landmarks or []
     return [
@@ -199,37 +198,51 @@ def _mesh_faces(mesh: Any, image: np.ndarray) -> list[np.ndarray]:
     ]
 
 
-@functools.cache
 def _face_mesh() -> Any | None:
-    """A shared static-image FaceMesh (two faces, iris refinement), or None without mediapipe."""
+    """The shared static-image FaceMesh (two faces, iris refinement), or None without mediapipe."""
+    with _create_lock:  # functools.cache alone could build two meshes in two threads
+        return _create_face_mesh()
+
+
+@functools.cache
+def _create_face_mesh() -> Any | None:
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # absl and TFLite ignore those for their set-up messages ("Created TensorFlow Lite XNNPACK delegate",
+    # "Feedback manager ..."), printed by the import and the first face found. Both happen here, once per
+    # process, so detection itself never touches the process-wide stderr.
     with quiet_native_stderr():
         try:
             import mediapipe as mp
         except ImportError:
             return None
-        return mp.solutions.face_mesh.FaceMesh(
+        mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=2, refine_landmarks=True, min_detection_confidence=0.5
         )
+        warm_up = cv2.imread(str(_WARM_UP_PORTRAIT))
+        if warm_up is not None:
+            mesh.process(cv2.cvtColor(warm_up, cv2.COLOR_BGR2RGB))
+    return mesh
 
 
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Silence what native code (absl, TFLite) writes straight to file descriptor 2.
 
-    Python-level logging is unaffected only in spirit: this swaps the process-wide descriptor, so it is
-    kept to the short mediapipe calls.
+    This swaps the process-wide descriptor, so it is kept to one-time set-up. The lock keeps two threads
+    from interleaving their swaps (which could leave fd 2 pointing at /dev/null for good); it is
+    re-entrant because a nested swap restores correctly.
     """
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with _stderr_lock:
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield
+            return
+        try:
+            with open(os.devnull, "wb") as devnull:
+                os.dup2(devnull.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

@@ -78,7 +78,7 @@ class RigRenderer:
             for eye in self.rig.eyes:
                 self._add_blink(eye, min(weights.blink, 1.0), self._head_shift(eye.box, head))
 
-        cv2.remap(
+        cv2.remap(  # type: ignore[call-overload]  # map2=None is valid with a 2-channel map1; the stub omits it
             self._image, warp, None, cv2.INTER_LINEAR, dst=self._warped, borderMode=cv2.BORDER_REPLICATE
         )
         if mouth_state is not None:
@@ -182,9 +182,9 @@ class RigRenderer:
         region = self._warped[top + to_map_y : bottom + to_map_y, left + to_map_x : right + to_map_x]
         if state.closed > 0.01 and float(mouth.params[2]) > 1.0:
             self._paint_seam(region, state, slice(top, bottom), slice(left, right))
-        if state.t is not None:
+        if state.t is not None and state.opening is not None and state.s is not None:  # all set together
             cut = (slice(top - rows.start, bottom - rows.start), slice(left - cols.start, right - cols.start))
-            self._paint_interior(region, weights, state.t[cut], state.opening[cut], state.s[cut])  # type: ignore[index]
+            self._paint_interior(region, weights, state.t[cut], state.opening[cut], state.s[cut])
 
     def _paint_seam(self, region: np.ndarray, state: _MouthState, rows: slice, cols: slice) -> None:
         """The dark line where closing lips meet; it also hides the hard edge of the lower lip's slide."""

@@ -143,7 +143,7 @@ class Rig:
         return mask | cv2.dilate(local.astype(np.uint8), kernel).astype(bool)
 
     def save(self, path: Path) -> None:
-        arrays: dict[str, np.ndarray] = {
+        arrays: dict[str, Any] = {  # Any: numpy's stub reads ** as its bool keyword arguments
             "image": self.image,
             "landmarks": self.landmarks,
             "source": self.source,
@@ -342,7 +342,7 @@ def _rotated_box(
     return _clip_box(lo[0] - 1, lo[1] - 1, hi[0] + 2, hi[1] + 2, size)
 
 
-def _curve(points: np.ndarray, along: np.ndarray) -> np.ndarray:
+def _curve(points: tuple[np.ndarray, np.ndarray] | np.ndarray, along: np.ndarray) -> np.ndarray:
     """Interpolate a contour's "down" offset at positions `along` (constant beyond its ends)."""
     xs, ys = points
     order = np.argsort(xs)

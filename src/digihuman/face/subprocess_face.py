@@ -19,7 +19,7 @@ import shutil
 import signal
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -275,7 +275,7 @@ def fit_square(rgb: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(square, (size, size), interpolation=interpolation)
 
 
-def iter_video_frames(path: Path, count: int, fps: int, size: int) -> Iterator[np.ndarray]:
+def iter_video_frames(path: Path, count: int, fps: int, size: int) -> Generator[np.ndarray, None, None]:
     """Exactly `count` frames at `fps` from the video's first video stream, resized to `size`.
 
     Frame i shows what the video shows at i / fps, whatever its own rate; a video shorter than the audio

@@ -42,8 +42,12 @@ class FailedRound(LLMError):
 
 
 class LLM(Protocol):
-    name: str
-    model: str
+    # Read-only properties, so a class constant, an instance attribute or a property all satisfy them.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
 
     def stream(self, messages: Sequence[Message], usage: Usage | None = None) -> AsyncIterator[str]:
         """Yield content deltas (never reasoning). Raise LLMError or FailedRound on failure."""

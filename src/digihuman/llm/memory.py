@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from digihuman.llm.base import Message
+from digihuman.llm.base import Message, Role
 
 CAMERA_TAG = "[camera]"
 CAMERA_HINT = (
@@ -97,10 +97,10 @@ class ConversationMemory:
         """The message list for the LLM: system persona, history, then `prompt` (not stored) as the last
         user message; `images` (JPEG bytes, oldest first) are attached to the last user message."""
         system = f"{self.persona}\n\n{CAMERA_HINT}" if self.persona else CAMERA_HINT
-        entries = [(entry.role, entry.content) for entry in self._entries]
+        entries: list[tuple[Role, str]] = [(entry.role, entry.content) for entry in self._entries]
         if prompt:
             entries.append(("user", prompt))
-        turns: list[tuple[str, str]] = []
+        turns: list[tuple[Role, str]] = []
         for role, content in entries:
             # Consecutive same-role entries (a cut reply nobody heard, camera notes) are merged, so roles
             # alternate as strict chat templates require.
@@ -109,7 +109,7 @@ class ConversationMemory:
             else:
                 turns.append((role, content))
         messages = [Message("system", system)]
-        messages += [Message(role, content) for role, content in turns]  # type: ignore[arg-type]
+        messages += [Message(role, content) for role, content in turns]
         if images:
             last = messages[-1]
             if last.role == "user":

@@ -11,7 +11,9 @@ from digihuman.media import AudioChunk
 class TTS(Protocol):
     """A voice. `synthesize` yields chunks in order; cancelling the iteration stops the work."""
 
-    name: str
+    @property
+    def name(self) -> str:  # read-only: a class constant or an attribute satisfies it
+        ...
 
     def synthesize(self, text: str, language: str) -> AsyncIterator[AudioChunk]: ...
 

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,7 @@ class EdgeTTS:
     async def aclose(self) -> None:
         return None  # each sentence opens and closes its own connection
 
-    def _communicate(self, text: str, voice: str):
+    def _communicate(self, text: str, voice: str) -> Any:  # edge_tts.Communicate (the extra is untyped)
         return self._edge.Communicate(
             text, voice, rate=self.rate, volume=self.volume, pitch=self.pitch, boundary="WordBoundary"
         )

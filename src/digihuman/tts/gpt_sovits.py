@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -216,7 +217,7 @@ class GptSovitsTTS:
                 continue
             raise BackendError(self._describe_error(response.status_code, body))
 
-    def _open(self, payload: dict[str, Any]):
+    def _open(self, payload: dict[str, Any]) -> AbstractAsyncContextManager[httpx.Response]:
         if not self._get_only:
             return self._client.stream("POST", "/tts", json=payload)
         if any(isinstance(v, list) for v in payload.values()):

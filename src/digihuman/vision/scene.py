@@ -24,13 +24,13 @@ from typing import Literal
 
 import numpy as np
 
+from digihuman.face.haar import detect_faces
 from digihuman.vision.camera import CameraFrame
 
 logger = logging.getLogger(__name__)
 
 SceneEventKind = Literal["scene_changed", "someone_arrived", "someone_left"]
 GRID_SIZE = (64, 48)  # (width, height) of the change-detection grid
-FACE_CASCADE = "haarcascade_frontalface_default.xml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,6 @@ class SceneWatcher:
         self.min_face_fraction = min_face_fraction
         self.drift_rate = drift_rate
         self.redetect_every = redetect_every
-        self._cascade: object | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -155,8 +154,6 @@ class SceneWatcher:
     def _detect(self, rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
         import cv2
 
-        if self._cascade is None:
-            self._cascade = cv2.CascadeClassifier(cv2.data.haarcascades + FACE_CASCADE)
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         height, width = gray.shape
         if width > self.face_width:
@@ -165,10 +162,7 @@ class SceneWatcher:
             )
         gray = cv2.equalizeHist(gray)
         smallest = max(20, round(gray.shape[1] * self.min_face_fraction))
-        found = self._cascade.detectMultiScale(  # type: ignore[attr-defined]
-            gray, scaleFactor=1.1, minNeighbors=4, minSize=(smallest, smallest)
-        )
-        return [tuple(int(v) for v in box) for box in found]  # type: ignore[misc]
+        return detect_faces(gray, min_side=smallest, min_neighbors=4)
 
 
 def small_gray(rgb: np.ndarray) -> np.ndarray:
