@@ -14,10 +14,10 @@ import os
 import statistics
 import time
 
-from digihuman.app import Performer
 from digihuman.character import find_character
 from digihuman.config import load_settings
-from digihuman.turn import run_turn
+from digihuman.frontend.say import open_window
+from digihuman.session import Conversation
 
 TEXT = "Hello there, I'm your digital human. It's nice to meet you."
 
@@ -25,17 +25,19 @@ TEXT = "Hello there, I'm your digital human. It's nice to meet you."
 async def measure(character_name: str, runs: int) -> list[dict[str, float]]:
     settings = load_settings()
     character = find_character(character_name)
-    performer = await Performer.open(character, settings, window=True)
-    if performer.window is None:
+    session = Conversation(character, settings)
+    await session.prepare()
+    window = await open_window(session)
+    if window is None:
         raise SystemExit("no window could be opened")
-    window = performer.window
+    await session.start([window])
     rows = []
     try:
-        for turn_id in range(1, runs + 1):
+        for _ in range(runs):
             started = time.monotonic()
-            result = await run_turn(TEXT, performer.stage(), turn_id=turn_id)
+            result = await session.speak(TEXT)
             voice_ready = result.metrics.as_dict()["tts_first_audio_s"]
-            shown_at = window.first_frame_shown_at[turn_id] - result.metrics.started_at  # type: ignore[attr-defined]
+            shown_at = window.first_frame_shown_at[result.turn_id] - result.metrics.started_at
             rows.append(
                 {
                     "voice_ready_s": voice_ready,
@@ -46,7 +48,7 @@ async def measure(character_name: str, runs: int) -> list[dict[str, float]]:
                 }
             )
     finally:
-        await performer.aclose()
+        await session.aclose()
     return rows
 
 

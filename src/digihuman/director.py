@@ -25,16 +25,16 @@ import asyncio
 import itertools
 import logging
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from digihuman.clock import Clock
 from digihuman.config import DirectorSettings
 from digihuman.llm.base import LLM, LLMError, Usage
 from digihuman.llm.memory import ConversationMemory, proactive_prompt
 from digihuman.metrics import CostMeter, TurnMetrics
-from digihuman.turn import Stage, Turn, TurnResult, close_stream
+from digihuman.turn import Stage, Trigger, Turn, TurnResult, close_stream
 
 if TYPE_CHECKING:
     from digihuman.vision.camera import CameraFrame
@@ -47,6 +47,14 @@ logger = logging.getLogger(__name__)
 class ProactiveTrigger:
     kind: str  # greeting | scene_changed | someone_arrived | someone_left | static
     at: float  # clock time it arrived
+
+
+class ActivityListener(Protocol):
+    """Told when an activity (a user reply or a camera round) starts and ends, with its error if any."""
+
+    def activity_started(self, kind: Trigger) -> None: ...
+
+    def activity_ended(self, kind: Trigger, error: str | None) -> None: ...
 
 
 @dataclass(slots=True)
@@ -79,6 +87,7 @@ class Director:
         frames_with_user: bool = True,
         cost: CostMeter | None = None,
         on_turn: Callable[[TurnResult], None] | None = None,
+        listener: ActivityListener | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.llm = llm
@@ -91,18 +100,22 @@ class Director:
         self.clock = clock or stage.clock
         self.cost = cost or CostMeter(self.clock)
         self.on_turn = on_turn
+        self.listener = listener
         self.stats = DirectorStats()
         self._frames: deque[CameraFrame] = deque(maxlen=keep_frames)
         self._pending_user: list[str] = []
         self._user_since = 0.0
         self._pending_trigger: ProactiveTrigger | None = None
         self._activity: asyncio.Task[None] | None = None
+        self._activity_kind: Trigger = "user"
+        self._activity_error: str | None = None  # a failure the activity handled (and carried on from)
         self._turn: Turn | None = None
         self._interrupted = False
         self._last_activity = self.clock.now()
         self._wake = asyncio.Event()
         self._stopping = False
         self._turn_ids = itertools.count(1)
+        self.user_speaking = False  # set by the listener: no proactive remark starts while it is
 
     # -- inputs (call on the event loop thread) ----------------------------------------------------
 
@@ -114,12 +127,22 @@ class Director:
             self._user_since = self.clock.now()  # the turn's metrics count from the first unanswered text
         self._pending_user.append(text.strip())
         self._last_activity = self.clock.now()
+        self.interrupt()
+        self._wake.set()
+
+    def set_user_speaking(self, speaking: bool) -> None:
+        """The user speaks (or stopped): the companion keeps quiet while they do."""
+        self.user_speaking = speaking
+        self._wake.set()
+
+    def interrupt(self) -> None:
+        """Cut what runs now: silent at once; the activity unwinds and memory keeps what was heard."""
         if self.busy and not self._interrupted:
             self._interrupted = True
             if self._turn is not None:
-                self._turn.cancel()  # silent at once; the activity unwinds and records what was heard
-            self._activity.cancel()  # type: ignore[union-attr]
-        self._wake.set()
+                self._turn.cancel()
+            if self._activity is not None:
+                self._activity.cancel()
 
     def observe(self, frame: CameraFrame) -> None:
         """A sampled camera frame; the K most recent go with the next request."""
@@ -183,7 +206,7 @@ class Director:
             return None
         if self._pending_user:
             text, self._pending_user = "\n".join(self._pending_user), []
-            self._launch(self._user_activity(text, self._user_since))
+            self._launch("user", self._user_activity(text, self._user_since))
             return None
         due = self._proactive_due_at()
         if due is None:
@@ -192,11 +215,11 @@ class Director:
             return due
         trigger = self._pending_trigger or ProactiveTrigger("static", self.clock.now())
         self._pending_trigger = None
-        self._launch(self._proactive_activity(trigger))
+        self._launch("proactive", self._proactive_activity(trigger))
         return None
 
     def _proactive_due_at(self) -> float | None:
-        if not self.proactive:
+        if not self.proactive or self.user_speaking:
             return None
         trigger = self._pending_trigger
         if trigger is not None:
@@ -207,16 +230,23 @@ class Director:
             return self._last_activity + self.settings.static_gap_s
         return None
 
-    def _launch(self, coro: object) -> None:
+    def _launch(self, kind: Trigger, coro: Coroutine[Any, Any, None]) -> None:
         self._interrupted = False
-        self._activity = asyncio.create_task(coro)  # type: ignore[arg-type]
+        self._activity_kind, self._activity_error = kind, None
+        self._activity = asyncio.create_task(coro)
         self._activity.add_done_callback(self._activity_done)
+        if self.listener is not None:
+            self.listener.activity_started(kind)
 
     def _activity_done(self, task: asyncio.Task[None]) -> None:
         self._last_activity = self.clock.now()
         self._turn = None
+        error = self._activity_error
         if not task.cancelled() and (exc := task.exception()) is not None:
             logger.error("an activity failed; carrying on", exc_info=exc)
+            error = str(exc) or type(exc).__name__
+        if self.listener is not None:
+            self.listener.activity_ended(self._activity_kind, error)
         self._wake.set()
 
     # -- activities -------------------------------------------------------------------------------------
@@ -278,6 +308,7 @@ class Director:
             raise
         except LLMError as exc:
             self.stats.failed += 1
+            self._activity_error = f"camera round failed: {exc}"
             logger.warning("camera round (%s) failed: %s; carrying on", trigger.kind, exc)
         finally:
             if not handed_over:

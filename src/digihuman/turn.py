@@ -79,6 +79,9 @@ class Stage:
     splitter: Callable[[], Splitter] = default_splitter
     clean: Callable[[str], str] = default_clean
     clock: Clock = field(default_factory=LoopClock)
+    # Told when a sentence's first audio goes to the sinks: (turn id, its shown text, its start on the turn
+    # timeline). Subtitles and the "speaking" state come from here.
+    on_sentence: Callable[[int, str, float], None] | None = None
 
 
 @dataclass(slots=True)
@@ -123,6 +126,7 @@ class _Sentence:
         self.duration_s = 0.0  # audio delivered so far
         self.render: asyncio.Task[list[VideoFrame]] | None = None
         self.skip_render = False
+        self.announced = False  # Stage.on_sentence was called
         self._changed = asyncio.Event()
 
     def add(self, chunk: AudioChunk) -> None:
@@ -470,6 +474,9 @@ class Turn:
             turn_id=self.turn_id,
             text=sentence.shown,
         )
+        if not sentence.announced and self.stage.on_sentence is not None:
+            sentence.announced = True
+            self.stage.on_sentence(self.turn_id, sentence.shown, offset)
         sentence.duration_s = max(sentence.duration_s, chunk.start_s + chunk.duration_s)
         if self._first_write_at is None:
             self._first_write_at = self._clock.now()

@@ -58,7 +58,7 @@ def capture(display: str) -> np.ndarray:
 
 
 def test_say_play_shows_the_talking_face_on_a_real_x_server(x_display: str, tmp_path: Path) -> None:
-    from digihuman.app import load_animator
+    from digihuman.performer import load_animator
 
     settings = Settings()
     settings.face.size = SIZE

@@ -1,23 +1,19 @@
-"""The wiring in digihuman.app, in-process: long text through the real voice, and the turn log.
+"""The performer, in-process: long text through the real voice, and slow faces' audio-first option.
 
 The end-to-end runs of `say`, `chat` and `run` as subprocesses are in tests/test_cli.py and tests/e2e/.
 """
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import pytest
 
-from digihuman.app import TurnLog, make_voice
 from digihuman.character import find_character
 from digihuman.config import Settings
-from digihuman.llm.base import Usage
 from digihuman.media import AudioChunk, VideoFrame
-from digihuman.metrics import TurnMetrics
-from digihuman.turn import Stage, TurnResult, run_turn
+from digihuman.performer import Performer, make_voice
+from digihuman.turn import Stage, run_turn
 from tests.e2e.support import words
 
 
@@ -99,48 +95,6 @@ async def test_a_5000_character_text_is_spoken_whole_in_chunks() -> None:
         position = chunk.start_s + chunk.duration_s
 
 
-def _result(turn_id: int, status: str, error: str | None, text: str) -> TurnResult:
-    usage = Usage()
-    usage.prompt_tokens, usage.completion_tokens = 40, 7
-    return TurnResult(
-        turn_id=turn_id,
-        trigger="user",
-        status=status,  # type: ignore[arg-type]
-        error=error,
-        text_shown=text,
-        text_spoken=text,
-        metrics=TurnMetrics(),
-        usage=usage,
-    )
-
-
-async def test_turn_log_appends_a_json_line_per_turn_and_prints_what_was_said(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    log = TurnLog(tmp_path, print_metrics=False, speaker="Ada")
-    log(_result(1, "ok", None, "Hello there."))
-    log(_result(2, "failed", "cannot reach Ollama", ""))
-    records = [json.loads(line) for line in (tmp_path / "turns.jsonl").read_text().splitlines()]
-    assert [(r["turn"], r["status"], r["error"]) for r in records] == [
-        (1, "ok", None),
-        (2, "failed", "cannot reach Ollama"),
-    ]
-    assert records[0]["usage"]["prompt_tokens"] == 40 and records[0]["usage"]["completion_tokens"] == 7
-    out, err = capsys.readouterr()
-    assert out == "Ada: Hello there.\n"
-    assert err == "digihuman: turn 2 failed: cannot reach Ollama\n"
-
-
-async def test_turn_log_with_metrics_prints_the_record_and_can_leave_failures_to_the_caller(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    log = TurnLog(None, print_metrics=True, report_failures=False)
-    log(_result(1, "failed", "the model is missing", ""))
-    out, err = capsys.readouterr()
-    assert json.loads(out)["error"] == "the model is missing"
-    assert err == ""  # `chat --once` ends with this error as its one `digihuman: error:` line instead
-
-
 class _SlowFace:
     realtime = False
 
@@ -150,12 +104,8 @@ class _SlowFace:
 
 @pytest.mark.parametrize("audio_first", [False, True])
 def test_slow_faces_speak_audio_first_only_when_configured(audio_first: bool) -> None:
-    from digihuman.app import Performer
-
     settings = Settings()
     settings.face.audio_first = audio_first
     face = _SlowFace()
     performer = Performer(find_character("ada"), settings, tts=object(), face=face)  # type: ignore[arg-type]
-    stage = performer.stage()
-    assert stage.fallback_face is (face.idle if audio_first else None)
-    assert stage.lookahead == settings.tts.lookahead and stage.language == "en"
+    assert performer.fallback_face is (face.idle if audio_first else None)

@@ -1,0 +1,1 @@
+"""Front ends over the conversation session: the terminal commands (`say`, `chat`, `run`)."""
