@@ -192,11 +192,18 @@ async def test_one_recorder_records_one_turn(tmp_path: Path) -> None:
         recorder.begin_turn(2)
 
 
-def test_check_writable_creates_missing_folders(tmp_path: Path) -> None:
+async def test_missing_folders_are_made_by_the_recording_and_removed_when_it_fails(tmp_path: Path) -> None:
     target = tmp_path / "new" / "deeper" / "reply.mp4"
     assert check_writable(target) == target
-    assert target.parent.is_dir()
-    assert list(target.parent.iterdir()) == []  # the probe file is gone
+    assert list(tmp_path.iterdir()) == []  # checking creates nothing (the probe file is gone too)
+    await record(target, 0.2, 5, 24000)
+    assert target.is_file()
+    empty = tmp_path / "other" / "reply.mp4"
+    recorder = Mp4Recorder(empty, fps=FPS, size=SIZE)
+    recorder.begin_turn(1)
+    await recorder.end_turn(1)  # nothing was said: nothing is written, the folder goes again
+    await recorder.aclose()
+    assert not (tmp_path / "other").exists() and not recorder.published
 
 
 @pytest.mark.parametrize(

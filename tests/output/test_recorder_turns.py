@@ -109,10 +109,20 @@ async def test_a_turn_with_only_audio_still_gives_a_playable_file(tmp_path: Path
 def test_an_unusable_record_folder_is_refused_up_front(tmp_path: Path) -> None:
     a_file = tmp_path / "taken"
     a_file.write_text("not a folder")
-    with pytest.raises(OutputPathError, match="cannot create record folder"):
+    with pytest.raises(OutputPathError, match="is not a folder"):
         TurnRecorder(a_file)
     with pytest.raises(OutputPathError):
         TurnRecorder("/proc/digihuman-records")
+
+
+async def test_the_record_folder_appears_with_the_first_turn(tmp_path: Path) -> None:
+    folder = tmp_path / "records" / "today"
+    recorder = TurnRecorder(folder, fps=FPS, size=SIZE)
+    assert not (tmp_path / "records").exists()  # a session that fails to start leaves no folder
+    recorder.begin_turn(1)
+    await recorder.end_turn(1)
+    await recorder.aclose()
+    assert folder.is_dir() and list(folder.iterdir()) == []  # turns.jsonl goes there next
 
 
 async def test_a_turn_with_nothing_spoken_leaves_no_file(tmp_path: Path) -> None:

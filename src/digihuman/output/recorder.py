@@ -3,8 +3,8 @@
 Timestamps come from the turn's timeline, so the file is laid out as the turn would play: gaps in the
 audio become silence, missing frames repeat the last one, and the shorter stream is padded so audio and
 video end together. Encoding runs on a worker thread; the file appears at its path only when complete
-(written to a hidden temporary file next to it, then renamed), so a cancelled or failed recording leaves
-nothing behind.
+(see destination.py: a temporary file renamed into place, or copied into a device or FIFO), so a cancelled,
+failed or empty recording leaves the path as it was.
 """
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ import concurrent.futures
 import contextlib
 import logging
 import math
-import os
 import queue
-import tempfile
 import threading
-import uuid
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,48 +23,16 @@ from typing import Any
 import numpy as np
 
 from digihuman.audio.player import PcmResampler
-from digihuman.errors import UserError
 from digihuman.media import AudioChunk, VideoFrame
+from digihuman.output.destination import OutputPathError, check_folder, check_writable, plan
+
+__all__ = ["Mp4Recorder", "OutputPathError", "TurnRecorder", "check_writable"]
 
 logger = logging.getLogger(__name__)
 
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 DEFAULT_AAC_RATE = 48000
 QUEUE_LIMIT = 64  # items between the event loop and the encoder: bounds memory if encoding falls behind
-
-
-class OutputPathError(UserError):
-    """The recording cannot be written where the user asked."""
-
-
-def check_writable(path: Path | str) -> Path:
-    """Make sure an MP4 can be written at `path` (creating its folder); raise OutputPathError if not.
-
-    Call it before any slow work starts, so a typo in the path fails in a second, not after a reply.
-    """
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise OutputPathError(
-            f"cannot record to {path}: it is a folder; give a file name such as {path / 'reply.mp4'}"
-        )
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputPathError(
-            f"cannot record to {path}: cannot create the folder {parent} ({exc.strerror or exc}); "
-            "choose another path"
-        ) from exc
-    try:
-        # A real write test: permission bits say little for root or read-only file systems.
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.", suffix=".probe"):
-            pass
-    except OSError as exc:
-        raise OutputPathError(
-            f"cannot record to {path}: the folder {parent} is not writable ({exc.strerror or exc}); "
-            "choose another path"
-        ) from exc
-    return path
 
 
 class _Mp4Writer:
@@ -87,6 +52,7 @@ class _Mp4Writer:
         self.audio_samples = 0
         self.next_frame_index = 0
         self.last_frame: Any = None  # the last encoded picture, already yuv420p at the output size
+        self.received = False  # any audio or frame at all: an empty turn publishes nothing
         self.early_frames: list[VideoFrame] = []  # frames that came before the audio told us its rate
 
     @property
@@ -94,6 +60,7 @@ class _Mp4Writer:
         return self.timeline.rate if self.timeline is not None else 0
 
     def add_audio(self, chunk: AudioChunk) -> None:
+        self.received = self.received or len(chunk.pcm) > 0
         if self.container is None:
             rate = self.requested_rate or (
                 chunk.sample_rate if chunk.sample_rate in AAC_RATES else DEFAULT_AAC_RATE
@@ -104,6 +71,7 @@ class _Mp4Writer:
             self._encode_audio(piece)
 
     def add_frame(self, frame: VideoFrame) -> None:
+        self.received = True
         if self.container is None:
             # Hold a second of frames for the first audio chunk to fix the AAC rate, then stop waiting.
             self.early_frames.append(frame)
@@ -198,7 +166,12 @@ class _Mp4Writer:
 
 
 class Mp4Recorder:
-    """A Sink that records one turn to `path` (H.264 yuv420p + AAC mono, faststart)."""
+    """A Sink that records one turn to `path` (H.264 yuv420p + AAC mono, faststart).
+
+    With `hold=True`, end_turn finishes the file but publishes it only on `commit()`: the caller decides
+    once it knows the turn succeeded (a failed `say` must not overwrite a good file), and aclose()
+    discards an uncommitted one.
+    """
 
     def __init__(
         self,
@@ -208,8 +181,13 @@ class Mp4Recorder:
         sample_rate: int | None = None,
         crf: int = 21,
         preset: str = "veryfast",
+        hold: bool = False,
     ) -> None:
-        self.path = check_writable(path)
+        self._destination = plan(path)
+        self.path = self._destination.path
+        self.hold = hold
+        self.published = False  # the file is in place
+        self._held: Path | None = None  # a finished temporary file waiting for commit()
         self.fps = fps
         self.size = size
         self.sample_rate = sample_rate
@@ -229,9 +207,9 @@ class Mp4Recorder:
     def begin_turn(self, turn_id: int) -> None:
         if self._state != "idle":
             raise RuntimeError("an Mp4Recorder records one turn; make a new one for the next turn")
+        tmp_path = self._destination.prepare()
         self._turn_id = turn_id
         self._state = "recording"
-        tmp_path = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.part")
         self._worker = threading.Thread(target=self._run, args=(tmp_path,), name="mp4-recorder", daemon=True)
         self._worker.start()
 
@@ -259,13 +237,29 @@ class Mp4Recorder:
     def played_s(self, turn_id: int) -> float:
         return self._written_s if turn_id == self._turn_id else 0.0
 
+    async def commit(self) -> None:
+        """Publish a file finished under `hold=True` (a no-op when there is none, e.g. an empty turn)."""
+        held, self._held = self._held, None
+        if held is not None:
+            await asyncio.to_thread(self._destination.publish, held)
+            self.published = True
+            logger.info("recorded %s (%.2f s)", self.path, self._written_s)
+
     async def aclose(self) -> None:
-        """Save a turn that was never ended (what was written so far); wait for the worker to stop."""
-        if self._state == "recording":
-            await self._finish()
-        if self._worker is not None:
-            await asyncio.to_thread(self._worker.join)
-            self._worker = None
+        """Save a turn that was never ended (what was written so far); wait for the worker to stop.
+
+        A file held for commit() that never came is discarded.
+        """
+        try:
+            if self._state == "recording":
+                await self._finish()
+        finally:
+            if self._worker is not None:
+                await asyncio.to_thread(self._worker.join)
+                self._worker = None
+            held, self._held = self._held, None
+            if held is not None:
+                self._destination.discard(held)
 
     # -- feeding the worker --------------------------------------------------------------------------
 
@@ -311,15 +305,21 @@ class Mp4Recorder:
                     writer.add_frame(item)
                     self.encoded_frames = writer.next_frame_index
                 elif kind == "end":
+                    if not writer.received:
+                        raise _Cancelled  # nothing was said (the voice failed first): no 40 ms stub
                     writer.finish()
                     self._written_s = writer.audio_samples / writer.rate
                     self.encoded_frames = writer.next_frame_index
-                    os.replace(tmp_path, self.path)
-                    logger.info("recorded %s (%.2f s)", self.path, self._written_s)
+                    if self.hold:
+                        self._held = tmp_path
+                    else:
+                        self._destination.publish(tmp_path)
+                        self.published = True
+                        logger.info("recorded %s (%.2f s)", self.path, self._written_s)
                     self._result.set_result(self.path)
                     return
         except _Cancelled:
-            logger.debug("recording to %s cancelled", self.path)
+            logger.debug("recording to %s cancelled or empty: nothing written", self.path)
             self._result.set_result(self.path)
         except OSError as exc:
             self._result.set_exception(
@@ -328,7 +328,7 @@ class Mp4Recorder:
         except BaseException as exc:
             self._result.set_exception(exc)
         writer.abort()
-        tmp_path.unlink(missing_ok=True)
+        self._destination.discard(tmp_path)
 
 
 class _Cancelled(Exception):
@@ -339,12 +339,8 @@ class TurnRecorder:
     """A Sink for `--record DIR`: each turn becomes `DIR/NNN.mp4` (one Mp4Recorder per turn)."""
 
     def __init__(self, directory: Path | str, fps: int = 25, size: int = 512) -> None:
-        self.directory = Path(directory)
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputPathError(f"cannot create record folder {self.directory}: {exc.strerror}") from None
-        check_writable(self.directory / "000.mp4")
+        # Checked now, created with the first turn: a session that fails to start leaves no folder.
+        self.directory = check_folder(directory)
         self.fps = fps
         self.size = size
         self._current: Mp4Recorder | None = None
@@ -355,6 +351,10 @@ class TurnRecorder:
         return self.directory / f"{turn_id:03d}.mp4"
 
     def begin_turn(self, turn_id: int) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputPathError(f"cannot create record folder {self.directory}: {exc.strerror}") from None
         self._current = Mp4Recorder(self.path_for(turn_id), fps=self.fps, size=self.size)
         self._current.begin_turn(turn_id)
         self._heard = False
