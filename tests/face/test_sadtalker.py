@@ -163,7 +163,7 @@ def test_missing_setup_is_reported_with_the_fix(portrait: Path, checkpoints: Pat
         make_face(portrait, tmp_path / "no-checkpoints")
     with pytest.raises(BackendError, match=r"unknown face.params key 'sizes'"):
         make_face(portrait, checkpoints, sizes=256)
-    with pytest.raises(BackendError, match=r"face\.params\.preprocess"):
+    with pytest.raises(BackendError, match=r"face\.params key 'preprocess'"):
         make_face(portrait, checkpoints, preprocess="fullest")
 
 

@@ -108,7 +108,7 @@ def test_missing_setup_is_reported_with_the_fix(portrait: Path, checkpoint: Path
         make_face(portrait, tmp_path / "missing.pth")
     with pytest.raises(BackendError, match=r"is not a Wav2Lip checkout"):
         make_face(portrait, checkpoint, repo=str(tmp_path))
-    with pytest.raises(BackendError, match=r"face\.params\.pads"):
+    with pytest.raises(BackendError, match=r"face\.params key 'pads"):
         make_face(portrait, checkpoint, pads=[1, 2])
 
 

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from digihuman.errors import BackendError, CharacterError
 from digihuman.face.base import Face
 from digihuman.media import AudioChunk, Utterance, VideoFrame
+from digihuman.validation import describe_invalid
 
 logger = logging.getLogger(__name__)
 
@@ -219,11 +220,7 @@ class SubprocessFace(ABC):
         try:
             return self.params_model(**dict(params))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(p) for p in first["loc"]) or "(params)"
-            if first["type"] == "extra_forbidden":
-                raise BackendError(f"{self.tool} face: unknown face.params key '{key}'") from None
-            raise BackendError(f"{self.tool} face: face.params.{key}: {first['msg']}") from None
+            raise BackendError(describe_invalid(exc, f"{self.tool} face", kind="face.params key")) from None
 
     def _find_python(self, python: str) -> Path:
         found = shutil.which(python) if os.sep not in python else python
