@@ -322,15 +322,22 @@ class ReplyGuard:
             raise self._failed(self._why_nothing(done_reason))
         return tail
 
-    def first_token_timeout(self, limit_s: float) -> LLMError:
-        """The error for a reply whose first spoken token did not come within `limit_s`."""
+    def first_token_timeout(self, limit_s: float, *, waited_s: float | None = None) -> LLMError:
+        """The error for a reply whose first spoken token did not come within `limit_s`.
+
+        `waited_s` is the whole wait when it was longer (a preload that got no answer came first): the
+        message states what the user actually waited.
+        """
         if self.thought:
             return self._failed(
                 f"{self._model} thought for {limit_s:g} s without saying anything (think-time limit "
                 "llm.first_token_timeout_s); use an instruct (non-thinking) model variant"
             )
+        within = f"{limit_s:g} s"
+        if waited_s is not None and waited_s > limit_s + 0.5:
+            within = f"{waited_s:.0f} s, the preload included"
         return LLMError(
-            f"no reply from {self._model} within {limit_s:g} s: raise llm.first_token_timeout_s if the model "
+            f"no reply from {self._model} within {within}: raise llm.first_token_timeout_s if the model "
             "is slow to load or the machine is busy"
         )
 

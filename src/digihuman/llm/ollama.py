@@ -22,7 +22,14 @@ from pydantic import ValidationError
 from digihuman.config import LLMSettings
 from digihuman.llm.base import LLMError, Message, Usage
 from digihuman.llm.guard import ReplyGuard
-from digihuman.llm.transport import ServerBusy, http_timeout, next_chunk, retry_busy
+from digihuman.llm.transport import (
+    ServerBusy,
+    first_deadline,
+    http_timeout,
+    next_chunk,
+    preload_within,
+    retry_busy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +64,7 @@ class OllamaLLM:
         self.url = settings.url.rstrip("/")
         self._busy_backoff_s = busy_backoff_s
         self._client = ollama.AsyncClient(host=self.url, timeout=http_timeout(settings.request_timeout_s))
+        self._silent_since: float | None = None  # a preload got no answer: the first reply's wait began then
 
     async def stream(self, messages: Sequence[Message], usage: Usage | None = None) -> AsyncIterator[str]:
         usage = usage if usage is not None else Usage()
@@ -72,14 +80,21 @@ class OllamaLLM:
             "options": {"num_predict": self.settings.num_predict, "temperature": self.settings.temperature},
             "keep_alive": keep_alive_value(self.settings.keep_alive),
         }
-        deadline = started + self.settings.first_token_timeout_s
+        limit = self.settings.first_token_timeout_s
+        waiting_since = self._silent_since if self._silent_since is not None else started
+        deadline = first_deadline(started, limit, self._silent_since)
+        self._silent_since = None
+        attempts = 0
 
         async def open_stream() -> tuple[AsyncIterator[ollama.ChatResponse], ollama.ChatResponse | None]:
-            nonlocal deadline
-            deadline = time.monotonic() + self.settings.first_token_timeout_s
+            nonlocal deadline, waiting_since, attempts
+            attempts += 1
+            if attempts > 1:  # the server answered "busy": a fresh wait for this try
+                waiting_since = time.monotonic()
+                deadline = waiting_since + limit
             chunks = await self._client.chat(**request)
             try:
-                return chunks, await self._next(chunks, guard, deadline)
+                return chunks, await self._next(chunks, guard, deadline, waiting_since)
             except BaseException:
                 await chunks.aclose()
                 raise
@@ -91,27 +106,27 @@ class OllamaLLM:
             server=self._where,
         )
         final: ollama.ChatResponse | None = None
-        content_chunks = 0
+        received = 0  # content and thinking chunks: about one token each
         try:
             while chunk is not None:
                 message = chunk.message
                 if message is not None:
+                    received += bool(message.content or message.thinking)
                     guard.thinking(message.thinking or "")
-                    if message.content:
-                        content_chunks += 1
-                        if text := guard.content(message.content):
-                            yield text
+                    if message.content and (text := guard.content(message.content)):
+                        yield text
                 if guard.stopped:
                     break  # closing the stream below makes Ollama stop generating
                 if chunk.done:
                     final = chunk
                     break
-                chunk = await self._next(chunks, guard, deadline)
+                chunk = await self._next(chunks, guard, deadline, waiting_since)
         finally:
             await chunks.aclose()
+            # Also when the round fails mid-stream: the tokens it streamed were spent and are counted.
+            self._fill_usage(usage, final, started, received)
         if final is None and not guard.stopped:
             logger.warning("Ollama at %s ended the stream without a final 'done' object", self.url)
-        self._fill_usage(usage, final, started, content_chunks)
         if tail := guard.finish(self._done_reason(final)):
             yield tail
 
@@ -127,9 +142,22 @@ class OllamaLLM:
                 raise self._error(exc) from None
 
         started = time.monotonic()
-        reply = await retry_busy(
-            load, retries=self.settings.busy_retries, base_delay_s=self._busy_backoff_s, server=self._where
-        )
+        try:
+            # Bounded by the first-token limit: the request timeout would let a hung server cost both.
+            reply = await preload_within(
+                lambda: retry_busy(
+                    load,
+                    retries=self.settings.busy_retries,
+                    base_delay_s=self._busy_backoff_s,
+                    server=self._where,
+                ),
+                self.settings.first_token_timeout_s,
+                self._where,
+            )
+        except LLMError:
+            self._silent_since = started
+            raise
+        self._silent_since = None
         logger.info(
             "Ollama loaded %s in %.1f s (done_reason=%s)",
             self.model,
@@ -145,7 +173,11 @@ class OllamaLLM:
         return f"Ollama at {self.url}"
 
     async def _next(
-        self, chunks: AsyncIterator[ollama.ChatResponse], guard: ReplyGuard, deadline: float
+        self,
+        chunks: AsyncIterator[ollama.ChatResponse],
+        guard: ReplyGuard,
+        deadline: float,
+        waiting_since: float,
     ) -> ollama.ChatResponse | None:
         return await next_chunk(
             chunks,
@@ -153,6 +185,7 @@ class OllamaLLM:
             deadline=deadline,
             first_token_timeout_s=self.settings.first_token_timeout_s,
             to_error=self._error,
+            waiting_since=waiting_since,
         )
 
     def _error(self, exc: Exception) -> LLMError:
@@ -190,16 +223,16 @@ class OllamaLLM:
         return (final.done_reason or "stop") if final is not None else "incomplete"
 
     def _fill_usage(
-        self, usage: Usage, final: ollama.ChatResponse | None, started: float, content_chunks: int
+        self, usage: Usage, final: ollama.ChatResponse | None, started: float, received: int
     ) -> None:
         """Counts and durations from the final object (nanoseconds), else from our own clock."""
         elapsed = time.monotonic() - started
         if final is None:
-            usage.completion_tokens = content_chunks
+            usage.completion_tokens = received
             usage.duration_s = elapsed
         else:
             usage.prompt_tokens = final.prompt_eval_count or 0
-            usage.completion_tokens = final.eval_count or content_chunks
+            usage.completion_tokens = final.eval_count or received
             usage.duration_s = final.total_duration / 1e9 if final.total_duration else elapsed
             if final.eval_count and final.eval_duration:
                 usage.tokens_per_s = final.eval_count / (final.eval_duration / 1e9)

@@ -20,7 +20,7 @@ from openai.types.chat import ChatCompletionChunk
 from digihuman.config import LLMSettings
 from digihuman.llm.base import LLMError, Message, Usage
 from digihuman.llm.guard import ReplyGuard
-from digihuman.llm.transport import ServerBusy, next_chunk, retry_busy
+from digihuman.llm.transport import ServerBusy, first_deadline, next_chunk, preload_within, retry_busy
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,11 @@ def wire_message(message: Message) -> dict[str, Any]:
         data_url = "data:image/jpeg;base64," + base64.b64encode(image).decode("ascii")
         parts.append({"type": "image_url", "image_url": {"url": data_url}})
     return {"role": message.role, "content": parts}
+
+
+def _loop_time(deadline: float) -> float:
+    """A time.monotonic() deadline on the event loop's clock (asyncio.timeout_at takes that)."""
+    return asyncio.get_running_loop().time() + (deadline - time.monotonic())
 
 
 def _error_text(exc: openai.APIError) -> str:
@@ -68,6 +73,7 @@ class OpenAICompatLLM:
             timeout=openai.Timeout(timeout, connect=min(10.0, timeout)),
             max_retries=0,  # busy retries are ours (same policy as Ollama); a refused connection fails fast
         )
+        self._silent_since: float | None = None  # a preload got no answer: the first reply's wait began then
 
     async def stream(self, messages: Sequence[Message], usage: Usage | None = None) -> AsyncIterator[str]:
         usage = usage if usage is not None else Usage()
@@ -84,21 +90,29 @@ class OpenAICompatLLM:
             # Qwen3-style templates think unless told not to; servers without the switch ignore it.
             "extra_body": {"chat_template_kwargs": {"enable_thinking": False}},
         }
-        deadline = started + self.settings.first_token_timeout_s
+        limit = self.settings.first_token_timeout_s
+        waiting_since = self._silent_since if self._silent_since is not None else started
+        deadline = first_deadline(started, limit, self._silent_since)
+        self._silent_since = None
+        attempts = 0
 
         async def open_stream() -> tuple[Any, ChatCompletionChunk | None]:
-            nonlocal deadline
-            deadline = time.monotonic() + self.settings.first_token_timeout_s
+            nonlocal deadline, waiting_since, attempts
+            attempts += 1
+            if attempts > 1:  # the server answered "busy": a fresh wait for this try
+                waiting_since = time.monotonic()
+                deadline = waiting_since + limit
             try:
                 # Some servers send the response headers only with the first token: the deadline covers both.
-                async with asyncio.timeout(self.settings.first_token_timeout_s):
+                async with asyncio.timeout_at(_loop_time(deadline)):
                     chunks = await self._client.chat.completions.create(**request)
             except TimeoutError:
-                raise guard.first_token_timeout(self.settings.first_token_timeout_s) from None
+                waited = time.monotonic() - waiting_since
+                raise guard.first_token_timeout(limit, waited_s=waited) from None
             except Exception as exc:
                 raise self._error(exc, images=usage.images) from None
             try:
-                return chunks, await self._next(chunks, guard, deadline)
+                return chunks, await self._next(chunks, guard, deadline, waiting_since)
             except BaseException:
                 await chunks.close()
                 raise
@@ -110,7 +124,7 @@ class OpenAICompatLLM:
             server=self.url,
         )
         finish_reason = ""
-        content_chunks = 0
+        received = 0  # content and reasoning chunks: about one token each
         server_timings: dict[str, Any] = {}
         try:
             while chunk is not None:
@@ -121,25 +135,32 @@ class OpenAICompatLLM:
                 for choice in chunk.choices[:1]:
                     delta = choice.delta
                     extra = (delta.model_extra or {}) if delta is not None else {}
-                    guard.thinking(str(extra.get("reasoning_content") or extra.get("reasoning") or ""))
-                    if delta is not None and delta.content:
-                        content_chunks += 1
-                        if text := guard.content(delta.content):
-                            yield text
+                    reasoning = str(extra.get("reasoning_content") or extra.get("reasoning") or "")
+                    received += bool(reasoning or (delta is not None and delta.content))
+                    guard.thinking(reasoning)
+                    if delta is not None and delta.content and (text := guard.content(delta.content)):
+                        yield text
                     finish_reason = choice.finish_reason or finish_reason
                 if guard.stopped:
                     break  # closing the stream below makes the server stop generating
-                chunk = await self._next(chunks, guard, deadline)
+                chunk = await self._next(chunks, guard, deadline, waiting_since)
         finally:
             await chunks.close()
-        self._fill_usage(usage, started, content_chunks, server_timings)
+            # Also when the round fails mid-stream: the tokens it streamed were spent and are counted.
+            self._fill_usage(usage, started, received, server_timings)
         if tail := guard.finish(finish_reason or "incomplete"):
             yield tail
 
     async def preload(self) -> None:
         """These servers load their model at start: check that the server answers and lists the model."""
+        started = time.monotonic()
         try:
-            page = await self._client.models.list()
+            # Bounded by the first-token limit: the request timeout would let a hung server cost both.
+            limit = self.settings.first_token_timeout_s
+            page = await preload_within(self._client.models.list, limit, self.url)
+        except LLMError:
+            self._silent_since = started
+            raise
         except openai.APIStatusError as exc:
             logger.info("%s has no model list (%s); skipping the check", self.url, _error_text(exc))
             return
@@ -154,13 +175,16 @@ class OpenAICompatLLM:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def _next(self, chunks: Any, guard: ReplyGuard, deadline: float) -> ChatCompletionChunk | None:
+    async def _next(
+        self, chunks: Any, guard: ReplyGuard, deadline: float, waiting_since: float
+    ) -> ChatCompletionChunk | None:
         return await next_chunk(
             chunks,
             guard,
             deadline=deadline,
             first_token_timeout_s=self.settings.first_token_timeout_s,
             to_error=self._error,
+            waiting_since=waiting_since,
         )
 
     def _error(self, exc: Exception, *, images: int = 0) -> LLMError:
@@ -196,13 +220,11 @@ class OpenAICompatLLM:
         raise exc
 
     @staticmethod
-    def _fill_usage(
-        usage: Usage, started: float, content_chunks: int, server_timings: dict[str, Any]
-    ) -> None:
+    def _fill_usage(usage: Usage, started: float, received: int, server_timings: dict[str, Any]) -> None:
         elapsed = time.monotonic() - started
         usage.duration_s = elapsed
         if not usage.completion_tokens:
-            usage.completion_tokens = content_chunks
+            usage.completion_tokens = received
         if per_second := server_timings.get("predicted_per_second"):
             usage.tokens_per_s = float(per_second)
         elif usage.first_token_s is not None and elapsed > usage.first_token_s:

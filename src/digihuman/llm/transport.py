@@ -17,6 +17,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# A request after a preload that got no answer still gets this long: the server may have just come up.
+GRACE_S = 5.0
+
 
 class ServerBusy(LLMError):
     """The server answered "busy" (503 or 429): worth retrying after a pause."""
@@ -39,6 +42,30 @@ async def next_within(iterator: AsyncIterator[T], timeout_s: float | None) -> T:
         return await anext(iterator)
 
 
+def first_deadline(started: float, limit_s: float, silent_since: float | None) -> float:
+    """When the first spoken token of a request started at `started` must have come.
+
+    The limit bounds the whole wait for a reply to start: when the preload already waited in vain (since
+    `silent_since`), that time counts, so a silent server costs `limit_s` (plus GRACE_S) in all, not the
+    preload's timeout plus the reply's.
+    """
+    if silent_since is None:
+        return started + limit_s
+    return max(silent_since + limit_s, started + min(GRACE_S, limit_s))
+
+
+async def preload_within(load: Callable[[], Awaitable[T]], limit_s: float, where: str) -> T:
+    """Run a preload for at most `limit_s` (llm.first_token_timeout_s, not the longer request timeout)."""
+    try:
+        async with asyncio.timeout(limit_s):
+            return await load()
+    except TimeoutError:
+        raise LLMError(
+            f"{where} did not answer within {limit_s:g} s (llm.first_token_timeout_s); is the server "
+            "overloaded or hung?"
+        ) from None
+
+
 async def next_chunk(
     chunks: AsyncIterator[T],
     guard: ReplyGuard,
@@ -46,6 +73,7 @@ async def next_chunk(
     deadline: float,
     first_token_timeout_s: float,
     to_error: Callable[[Exception], LLMError],
+    waiting_since: float | None = None,
 ) -> T | None:
     """The next stream chunk (None at the end); held to the first-token deadline until words flow."""
     timeout = None if guard.spoken else deadline - time.monotonic()
@@ -54,7 +82,8 @@ async def next_chunk(
     except StopAsyncIteration:
         return None
     except TimeoutError:
-        raise guard.first_token_timeout(first_token_timeout_s) from None
+        waited = time.monotonic() - waiting_since if waiting_since is not None else None
+        raise guard.first_token_timeout(first_token_timeout_s, waited_s=waited) from None
     except Exception as exc:
         raise to_error(exc) from None
 
