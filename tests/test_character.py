@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import errno
+import os
 import tomllib
 from pathlib import Path
 
@@ -7,10 +9,14 @@ import pytest
 
 from digihuman.character import (
     BackendSpec,
+    BrokenCharacter,
     CharacterSpec,
+    _publish,
+    create_character,
     find_character,
     list_characters,
     load_character_dir,
+    scan_characters,
     slugify,
     spec_to_toml,
     user_dir,
@@ -96,3 +102,80 @@ def test_slugify() -> None:
     assert slugify("小美") == "小美"
     with pytest.raises(CharacterError):
         slugify("!!!")
+
+
+def _user_character(slug: str, text: str) -> Path:
+    folder = user_dir() / slug
+    folder.mkdir(parents=True)
+    (folder / "character.toml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_a_broken_user_character_is_listed_and_breaks_only_itself() -> None:
+    _user_character("broken", 'name = "X"\ncolour = "red"\n')
+    _user_character("zed", 'name = "Zed"\n')
+    scanned = {c.id: c for c in scan_characters()}
+    assert isinstance(scanned["broken"], BrokenCharacter) and "colour" in str(scanned["broken"].error)
+    assert [c.id for c in list_characters()] == ["ada", "xiaomei", "zed"]
+    assert find_character("zed").name == "Zed" and find_character("ada").id == "ada"
+    with pytest.raises(CharacterError, match="colour"):
+        find_character("broken")
+
+
+def test_ids_win_over_display_names() -> None:
+    """A user character called 小美 (id 小美) is selectable; the shipped 小美 stays reachable as xiaomei."""
+    _user_character("小美", 'name = "小美"\nlanguage = "zh"\n')
+    _user_character("ada2", 'name = "ADA"\n')
+    assert find_character("小美").source == "user"
+    assert find_character("xiaomei").source == "shipped"
+    assert find_character("ada").source == "shipped"  # an id beats another character's display name
+    assert find_character("ADA").id == "ada"  # a case-insensitive id beats an exact display name
+    assert find_character("ada2").source == "user"
+
+
+def test_new_character_refuses_a_bad_language_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(CharacterError, match="not a language code"):
+        create_character("Li", tmp_path / "missing.png", language="Chinese!")
+
+
+def test_new_character_refuses_a_name_too_long_for_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(CharacterError, match="too long"):
+        create_character("x" * 300, tmp_path / "missing.png")
+
+
+@pytest.fixture
+def no_face_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip detection and rig building: these tests are about where the pack is written."""
+    import numpy as np
+
+    class Rig:
+        def save(self, path: Path) -> None:
+            path.write_bytes(b"rig")
+
+    monkeypatch.setattr("digihuman.face.portrait.load_portrait", lambda path: np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setattr("digihuman.face.landmarks.detect_landmarks", lambda image: None)
+    monkeypatch.setattr("digihuman.face.rig.build_rig", lambda image, landmarks, size: Rig())
+
+
+@pytest.mark.usefixtures("no_face_work")
+def test_a_full_disk_leaves_nothing_half_made(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def full(image: object, path: Path) -> None:
+        path.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("digihuman.face.portrait.save_portrait", full)
+    with pytest.raises(CharacterError, match="No space left on device; nothing was created"):
+        create_character("Zoe", tmp_path / "me.png")
+    assert list(user_dir().iterdir()) == []
+
+
+@pytest.mark.usefixtures("no_face_work")
+def test_the_loser_of_two_concurrent_news_gets_already_exists(tmp_path: Path) -> None:
+    created = create_character("Zoe", tmp_path / "me.png")
+    assert created.id == "zoe" and (created.path / "character.toml").is_file()
+    staging = user_dir() / ".zoe-second"
+    staging.mkdir()
+    (staging / "character.toml").write_text('name = "Zoe"\n', encoding="utf-8")
+    with pytest.raises(CharacterError, match="already exists"):
+        _publish(staging, user_dir() / "zoe")  # the winner's folder is there by now
+    assert (created.path / "rig.npz").read_bytes() == b"rig"  # the winner is intact

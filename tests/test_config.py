@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from digihuman.config import Settings, load_settings, to_toml
+from digihuman.config import Settings, load_settings, set_setting, to_toml
 from digihuman.errors import ConfigError
 
 
@@ -77,3 +77,65 @@ def test_environment_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("DIGIHUMAN_FACE__FPS", "fast")
     with pytest.raises(ConfigError, match=r"variable DIGIHUMAN_FACE__FPS: config key 'face\.fps'"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[face]\nsize = 511\n", "must be even"),
+        ("[face]\nsize = 65\n", "must be even"),
+        ("[llm]\ntemperature = nan\n", "finite number"),
+        ("[director]\nmin_gap_s = inf\n", "finite number"),
+        ("[camera]\nsample_fps = -inf\n", "finite number"),
+        ('[llm]\nurl = "http://127.0.0.1:99999"\n', "invalid port"),
+        ('[llm]\nurl = "http://127.0.0.1:port"\n', "invalid port"),
+        ('[llm]\nurl = "127.0.0.1:11434"\n', "http:// or https:// URL"),
+        ('[llm]\nurl = "ftp://host"\n', "http:// or https:// URL"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_now(tmp_path: Path, text: str, needle: str) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(file)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+    assert "Value error" not in str(info.value)
+
+
+def test_a_section_variable_that_is_not_json_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGIHUMAN_FACE", "notjson")
+    with pytest.raises(ConfigError, match=r"DIGIHUMAN_FACE must hold a JSON object.*DIGIHUMAN_FACE__KEY"):
+        load_settings()
+
+
+def test_a_section_variable_that_is_json_still_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGIHUMAN_FACE", '{"size": 256}')
+    assert load_settings().face.size == 256
+
+
+def test_a_config_path_that_is_a_folder_is_one_line(tmp_path: Path, digihuman_home: Path) -> None:
+    (digihuman_home / "config.toml").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_settings()
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / ("x" * 300))  # a name too long for the file system
+
+
+def test_flags_are_validated_like_the_file() -> None:
+    settings = load_settings()
+    set_setting(settings, "face", "size", 256, flag="--size")
+    assert settings.face.size == 256
+    for bad in (65, 10, 99999):
+        with pytest.raises(ConfigError, match=rf"--size {bad}: .*\(config key face\.size\)"):
+            set_setting(settings, "face", "size", bad, flag="--size")
+    with pytest.raises(ConfigError, match="--llm-url"):
+        set_setting(settings, "llm", "url", "http://x:0x", flag="--llm-url")
+    assert settings.face.size == 256  # a refused value changes nothing
+
+
+def test_config_show_masks_the_api_key() -> None:
+    settings = Settings()
+    assert 'api_key = "not-needed"' in to_toml(settings)  # the placeholder is no secret
+    settings.llm.api_key = "sk-very-secret"
+    text = to_toml(settings)
+    assert "sk-very-secret" not in text and 'api_key = "***"' in text

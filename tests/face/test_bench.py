@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from digihuman.face.bench import run_animator_benchmark
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,3 +33,19 @@ def test_benchmark_script_prints_one_json_line() -> None:
     assert len(lines) == 1
     result = json.loads(lines[0])
     assert result["resolution"] == 128 and result["frames"] == 10 and result["threads"] == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"frames": 0}, "--frames 0"),
+        ({"size": 0}, "--size 0"),
+        ({"size": 65}, "must be even"),
+        ({"threads": 0}, "--threads 0"),
+    ],
+)
+def test_impossible_options_are_one_line_user_errors(options: dict[str, int], needle: str) -> None:
+    from digihuman.errors import UserError
+
+    with pytest.raises(UserError, match=needle):
+        run_animator_benchmark(**options)

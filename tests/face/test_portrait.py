@@ -94,3 +94,29 @@ def test_save_round_trip(tmp_path: Path) -> None:
     picture = gradient()
     save_portrait(picture, tmp_path / "deep" / "er" / "portrait.png")
     assert np.array_equal(load_portrait(tmp_path / "deep" / "er" / "portrait.png"), picture)
+
+
+def fake_png(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims `width` x `height`: decoding it would allocate gigabytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8-bit RGBA
+    idat = zlib.compress(b"\0" * 1024)
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
+
+
+def test_a_huge_image_is_refused_from_its_header_before_decoding(tmp_path: Path) -> None:
+    import resource
+
+    path = tmp_path / "huge.png"
+    fake_png(path, 13000, 13000)  # 169 MP: above the limit, below Pillow's own bomb error
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CharacterError, match="below 100 MP"):
+        load_portrait(path)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200  # nothing was decoded (it would be 676 MB as RGBA)

@@ -331,3 +331,59 @@ CLEAN_CASES = [
 @pytest.mark.parametrize(("text", "expected"), CLEAN_CASES)
 def test_clean_for_speech(text: str, expected: str) -> None:
     assert clean_for_speech(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hello\0 world, nul\0 bytes here.", "Hello world, nul bytes here."),  # a NUL ended espeak's text
+        ("\x1b[1;31mWarning:\x1b[0m disk full", "Warning: disk full"),
+        ("\x1b]0;title\x07Hi there", "Hi there"),
+        ("tab\there\vand\fform", "tab here and form"),
+        ("zero\u200bwidth\u200d joins\ufeff", "zerowidth joins"),
+        ("soft\u00adhyphen", "softhyphen"),
+        ("\u202eright to left\u202c", "right to left"),
+        ("a\u00a0b\u2028c", "a b. c"),
+        ("Hi \udcff there", "Hi there"),  # an undecodable command-line byte
+    ],
+)
+def test_clean_for_speech_drops_invisible_characters(text: str, expected: str) -> None:
+    assert clean_for_speech(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "...",
+        "!!! ???",
+        "—",
+        "**",
+        "---",
+        "# ---",
+        "``` ```",
+        "\u200b\u200b",
+        "\x00",
+        "\x1b[0m",
+        "😀👍",
+        "()",
+        "\udcff",
+    ],
+)
+def test_text_without_letters_or_digits_is_nothing_to_say(text: str) -> None:
+    """Punctuation, symbols, markdown and zero-width text are refused like emoji-only text."""
+    assert clean_for_speech(text) == ""
+
+
+def test_invisible_characters_never_reach_the_voice() -> None:
+    hypothesis = pytest.importorskip("hypothesis")
+    strategies = pytest.importorskip("hypothesis.strategies")
+
+    @hypothesis.given(strategies.text(max_size=40))
+    def check(text: str) -> None:
+        spoken = clean_for_speech(text)
+        assert "\0" not in spoken and "\x1b" not in spoken
+        assert all(not 0xD800 <= ord(c) <= 0xDFFF for c in spoken)
+        assert spoken == "" or any(c.isalnum() for c in spoken)
+        spoken.encode("utf-8")  # what a C voice library receives
+
+    check()
