@@ -56,6 +56,11 @@ class FaceSettings(Section):
 
 class TTSSettings(Section):
     lookahead: int = Field(2, ge=1, le=8, description="Sentences synthesized ahead of playback.")
+    shipped_piper: bool = Field(
+        True,
+        description="Shipped characters (espeak) speak with a Piper voice for their language when one is "
+        "in the model cache (`digihuman models pull piper:en_US-joe-medium`) and piper-tts is installed.",
+    )
 
 
 class LLMSettings(Section):

@@ -254,8 +254,8 @@ def _parse(text: str, kind: str | None) -> ModelRef | None:
     lowered = {name.lower(): ref for name, ref in KNOWN.items()}
     if text.lower() in lowered:
         return lowered[text.lower()]
-    if kind == "voice" and _PIPER_VOICE.match(text):
-        return lookup(f"piper:{text}")
+    if kind == "voice" and "/" not in text:
+        return lookup(f"piper:{text}")  # a bare name can only be a Piper voice: say what one looks like
     if kind == "asr" and text in WHISPER_SIZES:
         return lookup(f"whisper:{text}")
     parts = text.split("/")
@@ -385,7 +385,7 @@ def _quiet_tqdm() -> type:
     """A tqdm that draws nothing: without a terminal the log lines say what happens."""
     from tqdm.auto import tqdm
 
-    class QuietTqdm(tqdm):  # type: ignore[misc,valid-type]
+    class QuietTqdm(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from digihuman.character import Character, load_character_dir, user_dir
 from digihuman.config import Settings
-from digihuman.errors import CharacterError
+from digihuman.errors import CharacterError, UserError
 from digihuman.tts.chattts import ChatTtsTTS
 from digihuman.tts.edge import EdgeTTS
 from digihuman.tts.factory import make_tts
@@ -52,7 +52,8 @@ def voice_sample(character: Character) -> Path:
 def test_unknown_backend_names_the_valid_ones() -> None:
     character = make_character("festival")
     with pytest.raises(
-        CharacterError, match=r"unknown voice backend 'festival' \(valid: espeak, gpt-sovits, chattts, edge\)"
+        CharacterError,
+        match=r"unknown voice backend 'festival' \(valid: espeak, piper, gpt-sovits, chattts, edge\)",
     ):
         make_tts(character, settings=Settings())
 
@@ -148,3 +149,61 @@ def test_chattts_on_a_shipped_character_without_speaker(stand_ins, tmp_path) -> 
     character = make_character("chattts", source="shipped", root=tmp_path)
     with pytest.raises(CharacterError, match="make your own character"):
         make_tts(character, settings=Settings())
+
+
+# --- Piper, and shipped characters upgraded to a cached Piper voice ---------------------------------------
+
+
+def place_piper_voice(name: str) -> Path:
+    """Put a (stand-in) Piper voice where `digihuman models pull piper:NAME` would: it counts as cached."""
+    from digihuman.models import lookup
+
+    ref = lookup(f"piper:{name}")
+    for file in ref.files:
+        (ref.folder / file).parent.mkdir(parents=True, exist_ok=True)
+        (ref.folder / file).write_bytes(b"{}")
+    return ref.path
+
+
+def test_piper_builder_reads_the_params() -> None:
+    pytest.importorskip("piper", reason="piper-tts is not installed (extra: piper)")
+    from digihuman.tts.piper import PiperTTS
+
+    tts = make_tts(make_character("piper", {"voice": "en_US-amy-medium", "speed": 2.0}), settings=Settings())
+    assert isinstance(tts, PiperTTS) and tts.voice == "en_US-amy-medium" and tts.length_scale == 0.5
+    chinese = make_tts(make_character("piper", language="zh", root=tts_root()), settings=Settings())
+    assert chinese.voice == "zh_CN-huayan-medium"  # type: ignore[attr-defined]
+
+
+def test_piper_voice_file_in_the_character_folder() -> None:
+    pytest.importorskip("piper", reason="piper-tts is not installed (extra: piper)")
+    character = make_character("piper", {"voice": "my-voice.onnx"})
+    (character.path / "my-voice.onnx").write_bytes(b"")
+    tts = make_tts(character, settings=Settings())
+    assert tts.voice == str((character.path / "my-voice.onnx").resolve())  # type: ignore[attr-defined]
+
+
+def test_piper_bad_voice_name_is_one_line() -> None:
+    pytest.importorskip("piper", reason="piper-tts is not installed (extra: piper)")
+    with pytest.raises(UserError, match="not a Piper voice name"):
+        make_tts(make_character("piper", {"voice": "amy"}), settings=Settings())
+
+
+def test_shipped_character_uses_a_cached_piper_voice_for_its_language(tmp_path) -> None:
+    pytest.importorskip("piper", reason="piper-tts is not installed (extra: piper)")
+    from digihuman.tts.espeak import EspeakTTS
+    from digihuman.tts.piper import PiperTTS
+
+    shipped = make_character("espeak", {"voice": "en-us"}, source="shipped", root=tmp_path)
+    assert isinstance(make_tts(shipped, settings=Settings()), EspeakTTS)  # nothing cached: espeak
+    place_piper_voice("zh_CN-huayan-medium")
+    assert isinstance(make_tts(shipped, settings=Settings()), EspeakTTS)  # a voice for another language
+    place_piper_voice("en_GB-alba-medium")
+    place_piper_voice("en_US-joe-medium")
+    tts = make_tts(shipped, settings=Settings())
+    assert isinstance(tts, PiperTTS) and tts.voice == "en_US-joe-medium"  # the default voice first
+    off = Settings()
+    off.tts.shipped_piper = False
+    assert isinstance(make_tts(shipped, settings=off), EspeakTTS)
+    user = make_character("espeak", language="en", root=tts_root())
+    assert isinstance(make_tts(user, settings=Settings()), EspeakTTS)  # user characters keep their voice

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,13 +13,20 @@ from digihuman.config import Settings
 from digihuman.errors import CharacterError
 from digihuman.tts.base import TTS
 
+logger = logging.getLogger(__name__)
+
 
 def make_tts(character: Character, *, settings: Settings) -> TTS:
     """The character's voice. Bad params raise CharacterError naming the character file.
 
-    `settings` is part of the call so that voices can read global options; none of these needs one yet.
+    A shipped character written for espeak speaks with a cached Piper voice for its language instead,
+    unless `tts.shipped_piper` is off: nothing is downloaded for it, so offline it keeps espeak.
     """
     backend = character.spec.voice.backend
+    shipped_espeak = backend == "espeak" and character.source == "shipped"
+    if shipped_espeak and settings.tts.shipped_piper and (voice := cached_piper_voice(character.language)):
+        logger.info("%s speaks with the cached Piper voice %s (tts.shipped_piper)", character.id, voice)
+        return _piper(character, {"voice": voice})
     build = BUILDERS.get(backend)
     file = character.path / CHARACTER_FILE
     if build is None:
@@ -29,11 +38,35 @@ def make_tts(character: Character, *, settings: Settings) -> TTS:
 
 
 def _espeak(character: Character, params: dict[str, Any]) -> TTS:
+    from digihuman.lang import espeak_voice
     from digihuman.tts.espeak import EspeakTTS
 
-    # The same default create_character writes: Mandarin for Chinese characters.
-    params.setdefault("voice", "cmn" if character.language.startswith("zh") else "en-us")
+    # The same default create_character writes (one home: lang.espeak_voice): Mandarin for Chinese.
+    params.setdefault("voice", espeak_voice(character.language))
     return EspeakTTS(**params)
+
+
+def cached_piper_voice(language: str) -> str | None:
+    """A Piper voice for `language` already in the model cache (the default one first), if piper-tts is
+    installed; None otherwise. Never downloads."""
+    if importlib.util.find_spec("piper") is None:
+        return None
+    from digihuman.models import cached
+    from digihuman.tts.piper import default_voice
+
+    base = language.lower().split("-")[0]
+    voices = sorted(m.name.removeprefix("piper:") for m in cached() if m.name.startswith(f"piper:{base}_"))
+    preferred = default_voice(language)
+    return preferred if preferred in voices else (voices[0] if voices else None)
+
+
+def _piper(character: Character, params: dict[str, Any]) -> TTS:
+    from digihuman.tts.piper import PiperTTS, default_voice
+
+    voice = params.pop("voice", None) or default_voice(character.language)
+    if not str(voice).startswith(("/", "~")) and (character.path / str(voice)).is_file():
+        voice = str((character.path / str(voice)).resolve())  # a voice file inside the character folder
+    return PiperTTS(str(voice), **params)
 
 
 def _gpt_sovits(character: Character, params: dict[str, Any]) -> TTS:
@@ -77,6 +110,7 @@ def _edge(character: Character, params: dict[str, Any]) -> TTS:
 
 BUILDERS: dict[str, Callable[[Character, dict[str, Any]], TTS]] = {
     "espeak": _espeak,
+    "piper": _piper,
     "gpt-sovits": _gpt_sovits,
     "chattts": _chattts,
     "edge": _edge,

@@ -5,10 +5,11 @@ A voice is an ONNX model plus its `.onnx.json`, named like `en_US-joe-medium` (f
 own bundled espeak-ng and synthesizes one sentence per model call; each sentence is cut into short chunks.
 
 Mouth timings: Piper voices have no alignment output, but their duration predictor knows how many audio
-frames each phoneme gets. With the `onnx` package the model is patched in memory to expose them (piper's
-own `include_alignments`), which gives exact phoneme timings for the lips. Without it, the phoneme string
-is spread over the sentence's audio by typical phoneme lengths, or (`mouth = "audio"`) the animator
-follows the audio alone. benchmarks/voice_intelligibility.py and tests/face measure the difference.
+frames each phoneme gets. With the `onnx` package (in the extra) the model is patched in memory to expose
+them (piper's own `include_alignments`): exact phoneme timings, so the lips close on p, b and m. Without
+it, or with `mouth = "audio"`, the animator follows the audio's loudness and spectrum. Measured with
+FaceMesh on the rendered frames (tests/tts/test_piper.py): the lips close on bilabials only with timings;
+spreading the phoneme string evenly over the audio (no alignments) measured worse than the audio alone.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 # One voice per language when the character names none; the others are a `voice = "..."` away.
 DEFAULT_VOICES = {"en": "en_US-joe-medium", "zh": "zh_CN-huayan-medium"}
-Mouth = Literal["alignments", "estimate", "audio"]
+Mouth = Literal["alignments", "audio"]
 SILENCE = "_"
 _MAX_PIECE_CHARS = 400
 _PAUSE_RMS = 0.15  # a word gap quieter than this (relative to the sentence) is a pause the lips show
@@ -53,8 +54,6 @@ _NEAREST = {
     "ʎ": "l",
     "ɲ": "n",
 }
-# Typical relative lengths, for spreading a sentence's audio over its phonemes without alignments.
-_VOWELS = frozenset("aeiouyæɑɒɔəɛɜɪʊʌɐɚɝɨʉɤøœɯᵻɵ")
 
 
 def default_voice(language: str) -> str:
@@ -121,9 +120,12 @@ def _patched(path: Path) -> tuple[str | bytes, bool]:
         import onnx
         from piper.patch_voice_with_alignment import add_alignment_output
     except ImportError:
-        logger.info("onnx is not installed: Piper phoneme timings are estimated")
+        logger.info("onnx is not installed: the lips follow the Piper audio (no phoneme timings)")
         return str(path), False
-    model = onnx.load(str(path))
+    try:
+        model = onnx.load(str(path))
+    except Exception:  # a corrupt file: onnxruntime reports it when it loads the plain path
+        return str(path), False
     try:
         add_alignment_output(model)
     except ValueError:  # already patched on disk, or a graph piper cannot patch
@@ -163,8 +165,8 @@ class PiperTTS:
             length_scale = 1 / speed
         if length_scale is not None and not 0.25 <= length_scale <= 4:
             raise ConfigError(f"Piper length_scale must be between 0.25 and 4, got {length_scale}")
-        if mouth not in ("alignments", "estimate", "audio"):
-            raise ConfigError(f"Piper mouth must be alignments, estimate or audio, got {mouth!r}")
+        if mouth not in ("alignments", "audio"):
+            raise ConfigError(f"Piper mouth must be alignments or audio, got {mouth!r}")
         if not 1 <= threads <= 64:
             raise ConfigError(f"Piper threads must be between 1 and 64, got {threads}")
         if not 0 < volume <= 1:
@@ -257,12 +259,10 @@ def _next_sentence(
     if chunk is None:
         return None
     pcm = np.asarray(chunk.audio_float_array, dtype=np.float32)
-    if mouth == "audio":
-        return pcm, ()
     if mouth == "alignments" and chunk.phoneme_alignments:
         pairs = [(a.phoneme, int(a.num_samples)) for a in chunk.phoneme_alignments]
         return pcm, aligned_timings(pairs, pcm, voice.sample_rate)
-    return pcm, estimated_timings(chunk.phonemes, pcm, voice.sample_rate)
+    return pcm, ()  # no timings: the animator follows the audio
 
 
 def aligned_timings(
@@ -301,34 +301,6 @@ def aligned_timings(
     return tuple(
         Timing(label, start / sample_rate, end / sample_rate) for label, start, end in merged if end > start
     )
-
-
-def estimated_timings(phonemes: Sequence[str], pcm: np.ndarray, sample_rate: int) -> tuple[Timing, ...]:
-    """Timings without alignments: the voiced span of the audio shared out by typical phoneme lengths."""
-    level = np.abs(pcm)
-    loud = np.flatnonzero(level > 0.05 * (level.max() or 1.0))
-    if len(loud) == 0:
-        return ()
-    first, last = loud[0] / sample_rate, (loud[-1] + 1) / sample_rate
-    weights = [(symbol, _weight(symbol)) for symbol in phonemes]
-    total = sum(w for _, w in weights) or 1.0
-    scale = (last - first) / total
-    pairs = [("^", round(first * sample_rate))]
-    pairs += [(symbol, round(w * scale * sample_rate)) for symbol, w in weights]
-    pairs.append(("$", max(0, len(pcm) - sum(n for _, n in pairs))))
-    return aligned_timings(pairs, pcm, sample_rate)
-
-
-def _weight(symbol: str) -> float:
-    if symbol in _STRESS:
-        return 0.0
-    if symbol in _LENGTH:
-        return 0.6
-    if symbol == " ":
-        return 0.25
-    if symbol in _PAUSES:
-        return 2.5  # commas and full stops: Piper pauses there
-    return 1.0 if symbol in _VOWELS else 0.7
 
 
 def _chunks(
