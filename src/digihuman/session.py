@@ -121,6 +121,7 @@ class Conversation:
         proactive: bool = False,
         record: Path | None = None,
         session_id: str | None = None,
+        performer: Performer | None = None,
     ) -> None:
         self.id = session_id or uuid.uuid4().hex[:8]
         self.character = character
@@ -131,7 +132,7 @@ class Conversation:
         self.state: State = "idle"
         self.turns: list[TurnResult] = []
         self.log = TurnLog(record)
-        self.performer: Performer | None = None
+        self.performer = performer  # built by `prepare()` unless given (tests give scripted ones)
         self.director: Director | None = None
         self.first_frame = asyncio.Event()  # set by the first camera frame pushed
         self._cost: CostMeter | None = None
@@ -214,6 +215,7 @@ class Conversation:
                 on_turn=self._on_turn,
                 listener=self,
             )
+            self.director.set_user_speaking(self._user_speaking)
             context = copy_context()
         self._runner = asyncio.create_task(self._run_director(wait_for_frame_s), context=context)
 
@@ -418,7 +420,6 @@ class Conversation:
         self._emit("turn", record)
         if result.status == "failed":
             self._emit("error", {"message": f"turn {result.turn_id} failed: {result.error}"})
-        self._speaking = False
         if result.trigger == "user":
             for waiter in self._waiters:
                 if not waiter.done():
