@@ -272,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     cfsub = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
     _command(cfsub, "show", cmd_config_show, "Print the effective config as TOML.")
 
+    from digihuman.cli_models import register as register_models
+
+    register_models(sub)
+
     doctor = _command(
         sub, "doctor", cmd_doctor, "Show what is installed and reachable, and what each backend would need."
     )

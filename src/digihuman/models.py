@@ -317,7 +317,8 @@ def fetch(ref: ModelRef) -> None:
     except ImportError:
         raise BackendError("huggingface_hub is not installed: run scripts/setup.sh") from None
     size = f" ({ref.size_mb} MB)" if ref.size_mb else ""
-    logger.warning("downloading %s%s from %s into %s", ref.name, size, ref.repo, ref.folder)
+    # A one-time, possibly long wait the user should see whatever the log level: one line on stderr.
+    print(f"downloading {ref.name}{size} from {ref.repo} into {ref.folder}", file=sys.stderr, flush=True)
     common: dict[str, Any] = {
         "revision": ref.revision,
         "local_dir": ref.folder,
@@ -344,7 +345,7 @@ def fetch(ref: ModelRef) -> None:
     if not ref.is_complete():
         raise BackendError(f"model {ref.name}: the download from {ref.repo} lacks {', '.join(ref.required)}")
     _remember(ref)
-    logger.warning("%s is ready: %s", ref.name, ref.path)
+    logger.info("%s is ready: %s", ref.name, ref.path)
 
 
 def _failure(ref: ModelRef, exc: Exception) -> str:
