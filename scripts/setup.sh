@@ -34,7 +34,7 @@ fi
 pip=(.venv/bin/python -m pip -q --disable-pip-version-check)
 
 # Re-install only when the dependency spec or this script changed.
-extras="window,landmarks,server,piper"
+extras="window,landmarks,server,piper,asr"
 [ $want_tests = 1 ] && extras="$extras,dev"
 stamp=".venv/.digihuman-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)-${extras//,/-}"
 if [ ! -f "$stamp" ]; then

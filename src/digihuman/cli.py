@@ -169,6 +169,28 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_listen(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from digihuman.audio.listener import transcribe_file
+
+    settings = _settings(args)
+
+    async def listen() -> int:
+        count = 0
+        async for u in transcribe_file(Path(args.file), settings, args.language):
+            count += 1
+            if args.json:
+                row = {"text": u.text, "language": u.language, "start_s": round(u.start_s, 3)}
+                row |= {"end_s": round(u.user_speech_end_s, 3), "asr_final_s": round(u.asr_final_s, 3)}
+                print(json.dumps(row, ensure_ascii=False), flush=True)
+            else:
+                print(u.text, flush=True)
+        return 0 if count else 1
+
+    return asyncio.run(listen())
+
+
 def cmd_bench_animator(args: argparse.Namespace) -> int:
     from digihuman.face.bench import run_animator_benchmark
 
@@ -280,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "doctor", cmd_doctor, "Show what is installed and reachable, and what each backend would need."
     )
     doctor.add_argument("--json", action="store_true", help="print JSON")
+
+    listen = _command(sub, "listen", cmd_listen, "Transcribe an audio file: one line per utterance.")
+    listen.add_argument("file", help="WAV, FLAC, MP3 or OGG")
+    listen.add_argument("--json", action="store_true", help="one JSON object per utterance, with timings")
+    listen.add_argument("--language", help="language code such as en or zh (default: config asr.language)")
 
     bench = sub.add_parser("bench", help="Run a benchmark.", description="Run a benchmark.")
     bsub = bench.add_subparsers(dest="bench_command", metavar="COMMAND", required=True)

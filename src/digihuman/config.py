@@ -112,6 +112,34 @@ class DirectorSettings(Section):
     silence_token: str = "<silent>"
 
 
+class ASRSettings(Section):
+    backend: Literal["faster-whisper", "openai"] = "faster-whisper"
+    model: str = Field("base", description="faster-whisper model name (tiny, base, small, ...) or a folder.")
+    url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible transcription server.")
+    api_key: str = "not-needed"
+    language: str = Field("auto", description='"auto" detects it; "en", "zh", ... fixes it.')
+    threads: int = Field(2, ge=1, le=64, description="CPU threads for faster-whisper.")
+    compute_type: str = Field("int8", description="faster-whisper weights: int8 (fast on CPU), float32, ...")
+    beam_size: int = Field(1, ge=1, le=10)
+    partial_every_s: float = Field(0.8, ge=0, description="Re-decode while the user speaks (0: no partials).")
+    window_s: float = Field(20.0, ge=5, le=30, description="Longer speech is transcribed in windows.")
+
+
+class ListenSettings(Section):
+    vad_model: str = Field("hf:deepghs/silero-vad-onnx:silero_vad.onnx", description="Silero VAD ONNX.")
+    turn_model: str = Field("smart-turn-v3", description='Smart Turn ONNX; "" ends turns on silence alone.')
+    vad_threshold: float = Field(0.5, gt=0, lt=1, description="P(speech) that starts speech.")
+    min_speech_s: float = Field(0.15, ge=0, description="Voiced time before speech counts.")
+    min_silence_s: float = Field(0.2, ge=0, description="Unvoiced time that makes a pause.")
+    pre_roll_s: float = Field(0.4, ge=0, le=2, description="Audio kept before speech starts.")
+    turn_check_after_s: float = Field(0.2, ge=0, description="Silence before Smart Turn is asked.")
+    turn_threshold: float = Field(0.5, gt=0, lt=1, description="Smart Turn P(complete) that ends the turn.")
+    max_silence_s: float = Field(1.6, gt=0, description="Silence that always ends the turn.")
+    fallback_silence_s: float = Field(0.8, gt=0, description="Silence that ends the turn without Smart Turn.")
+    barge_in_min_s: float = Field(0.3, ge=0, description="User speech over the character before it stops.")
+    echo_cancel: bool = Field(True, description="Remove the character's own voice from the microphone.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -127,6 +155,8 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     camera: CameraSettings = CameraSettings()
     director: DirectorSettings = DirectorSettings()
+    asr: ASRSettings = ASRSettings()
+    listen: ListenSettings = ListenSettings()
 
     @classmethod
     def settings_customise_sources(
