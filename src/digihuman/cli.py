@@ -212,10 +212,14 @@ def _command(
 def _session_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--character", help="character id or name (default: config `character`)")
     parser.add_argument(
-        "--llm", choices=["ollama", "openai"], help="LLM backend (default: config llm.backend)"
+        "--llm",
+        choices=["ollama", "openai", "llamacpp"],
+        help="LLM backend; llamacpp runs a GGUF model in-process (default: config llm.backend)",
     )
     parser.add_argument("--llm-url", metavar="URL", help="LLM server URL (OpenAI-compatible ones end in /v1)")
-    parser.add_argument("--model", help="model name (default: config llm.model)")
+    parser.add_argument(
+        "--model", help="model name, or a .gguf path with --llm llamacpp (default: config llm.model)"
+    )
     parser.add_argument("--record", metavar="DIR", help="write each turn to DIR/NNN.mp4 and DIR/turns.jsonl")
     parser.add_argument("--no-window", action="store_true", help="do not open the window")
     parser.add_argument("--metrics", action="store_true", help="print each turn's JSON metrics line")

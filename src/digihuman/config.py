@@ -64,9 +64,13 @@ class TTSSettings(Section):
 
 
 class LLMSettings(Section):
-    backend: Literal["ollama", "openai"] = "ollama"
+    backend: Literal["ollama", "openai", "llamacpp"] = "ollama"
     url: str = "http://127.0.0.1:11434"
-    model: str = "qwen3-vl:4b-instruct"
+    model: str = Field(
+        "qwen3-vl:4b-instruct",
+        description="Model name; for llamacpp a .gguf path or a model name (this default means "
+        "qwen2.5-0.5b-instruct, downloaded on first use).",
+    )
     api_key: str = DEFAULT_API_KEY
     num_predict: int = Field(256, ge=16, description="Token budget for one reply.")
     temperature: float = Field(0.7, ge=0, le=2)
@@ -80,6 +84,8 @@ class LLMSettings(Section):
         120.0, gt=0, description="The longest silence once a reply is streaming (and for other requests)."
     )
     busy_retries: int = Field(3, ge=0, le=10)
+    n_ctx: int = Field(4096, ge=512, le=131072, description="llamacpp: context length in tokens.")
+    n_threads: int = Field(0, ge=0, le=256, description="llamacpp: CPU threads (0: one per core).")
 
     @field_validator("url")
     @classmethod

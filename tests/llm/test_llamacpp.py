@@ -1,0 +1,163 @@
+"""The built-in brain (llm.backend = "llamacpp"): a real GGUF chat model run in-process.
+
+The answers come from real weights (Qwen2.5-Coder-0.5B-Instruct, assembled by scripts/fetch_test_models.py;
+the tests skip with the command when it is absent), so they check the script and the shape of a reply, not
+its words. Replies are kept short (num_predict 24-48, n_ctx 1024) so the file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from digihuman.config import LLMSettings
+from digihuman.errors import MissingExtraError, UserError
+from digihuman.llm import make_llm
+from digihuman.llm.base import LLMError, Message, Usage
+from digihuman.llm.llamacpp import DEFAULT_MODEL, LlamaCppLLM, model_spec
+from digihuman.llm.no_brain import GuessedOllama
+from digihuman.llm.ollama import OllamaLLM
+from tests.llm.conftest import free_port
+from tests.real_models import real_model_path
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+SYSTEM = Message("system", "You are Ada, a friendly companion. Answer in one short sentence.")
+
+
+def brain(model: Path | str, **overrides: object) -> LlamaCppLLM:
+    values: dict[str, object] = {"backend": "llamacpp", "model": str(model), "n_ctx": 1024, "num_predict": 32}
+    values.update(overrides)
+    llm = make_llm(LLMSettings(**values))  # type: ignore[arg-type]
+    assert isinstance(llm, LlamaCppLLM)
+    return llm
+
+
+@pytest.fixture
+def qwen() -> Path:
+    pytest.importorskip("llama_cpp", reason="the built-in brain needs: pip install 'digihuman[llamacpp]'")
+    return real_model_path("qwen-gguf")
+
+
+async def ask(llm: LlamaCppLLM, question: str, usage: Usage | None = None) -> str:
+    return "".join([d async for d in llm.stream([SYSTEM, Message("user", question)], usage)])
+
+
+async def test_answers_in_english_with_usage(qwen: Path) -> None:
+    llm = brain(qwen)
+    try:
+        usage = Usage()
+        answer = await ask(llm, "What is the capital of France?", usage)
+    finally:
+        await llm.aclose()
+    assert LATIN_WORD.search(answer) and not HAN.search(answer), answer
+    assert usage.first_token_s is not None and 0 < usage.first_token_s < usage.duration_s
+    assert usage.prompt_tokens > 10 and 0 < usage.completion_tokens <= 32
+    assert usage.done_reason in ("stop", "length") and usage.images == 0
+    assert llm.load_s is not None and llm.path == qwen.resolve()
+
+
+async def test_answers_in_chinese(qwen: Path) -> None:
+    llm = brain(qwen)
+    try:
+        answer = await ask(llm, "请用一句话介绍一下北京。")
+    finally:
+        await llm.aclose()
+    assert len(HAN.findall(answer)) >= 4, answer
+
+
+async def test_closing_the_stream_stops_generation_within_a_token(qwen: Path) -> None:
+    llm = brain(qwen, num_predict=400, temperature=0.0)
+    try:
+        await llm.preload()
+        stream = llm.stream([SYSTEM, Message("user", "Count from one to two hundred in words.")])
+        deltas = [await anext(stream) for _ in range(3)]
+        await stream.aclose()  # a cancelled turn closes the stream like this
+        closed = time.monotonic()
+        usage = Usage()
+        assert await ask(llm, "Say hello.", usage)  # served at once: nothing still generates
+        waited = time.monotonic() - closed
+    finally:
+        await llm.aclose()
+    assert len(deltas) == 3
+    assert usage.first_token_s is not None
+    # The old reply would have taken ~10 s more; the new one waits at most a token or two for it.
+    assert waited - usage.duration_s < 1.0, (waited, usage)
+
+
+async def test_a_request_with_pictures_is_answered_without_them(qwen: Path) -> None:
+    llm = brain(qwen, num_predict=16)
+    assert llm.accepts_images is False
+    usage = Usage()
+    try:
+        text = "".join([d async for d in llm.stream([Message("user", "Hi!", images=(b"\xff\xd8",))], usage)])
+    finally:
+        await llm.aclose()
+    assert text and usage.images == 0
+
+
+async def test_a_conversation_longer_than_the_context_says_which_key_to_raise(qwen: Path) -> None:
+    llm = brain(qwen, n_ctx=512)
+    try:
+        with pytest.raises(LLMError, match=r"raise llm\.n_ctx \(now 512\)"):
+            await ask(llm, "hello " * 700)
+    finally:
+        await llm.aclose()
+
+
+async def test_a_missing_model_file_is_a_user_error(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    llm = brain(tmp_path / "nope.gguf")
+    with pytest.raises(UserError, match="does not exist"):
+        await llm.preload()
+    await llm.aclose()
+
+
+async def test_a_file_that_is_not_a_model_says_so(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a model")
+    llm = brain(junk)
+    with pytest.raises(LLMError, match=r"cannot load .*junk\.gguf"):
+        await llm.preload()
+    await llm.aclose()
+
+
+async def test_without_the_extra_it_names_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import fails as when it is not installed
+    llm = brain(tmp_path / "model.gguf")
+    with pytest.raises(MissingExtraError, match=r"digihuman\[llamacpp\]"):
+        await llm.preload()
+    await llm.aclose()
+
+
+def test_the_default_model_is_the_small_multilingual_one() -> None:
+    assert model_spec(LLMSettings(backend="llamacpp")) == DEFAULT_MODEL
+    assert model_spec(LLMSettings(backend="llamacpp", model="~/m.gguf")) == "~/m.gguf"
+
+
+async def test_with_nothing_configured_a_missing_ollama_names_all_three_brains() -> None:
+    settings = LLMSettings()
+    assert isinstance(make_llm(settings), GuessedOllama)
+    # The same settings, pointed at a closed port as if it were the default address.
+    object.__setattr__(settings, "url", f"http://127.0.0.1:{free_port()}")
+    llm = make_llm(settings)
+    with pytest.raises(LLMError) as error:
+        async for _ in llm.stream([Message("user", "hi")]):
+            pass
+    message = str(error.value)
+    assert "no LLM is configured" in message
+    for way in ("ollama serve", "--llm openai", "--llm llamacpp"):
+        assert way in message
+    await llm.aclose()
+
+
+def test_a_configured_ollama_keeps_its_own_error() -> None:
+    llm = make_llm(LLMSettings(url="http://127.0.0.1:11434"))
+    assert type(llm) is OllamaLLM
