@@ -34,7 +34,8 @@ from digihuman.config import DirectorSettings
 from digihuman.llm.base import LLM, LLMError, Usage
 from digihuman.llm.memory import ConversationMemory, proactive_prompt
 from digihuman.metrics import CostMeter, TurnMetrics
-from digihuman.turn import Stage, Trigger, Turn, TurnResult, close_stream
+from digihuman.streams import close_stream
+from digihuman.turn import Stage, Trigger, Turn, TurnResult
 
 if TYPE_CHECKING:
     from digihuman.vision.camera import CameraFrame

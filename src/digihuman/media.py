@@ -15,6 +15,9 @@ class Timing:
     start_s: float
     end_s: float
 
+    def shifted(self, offset_s: float) -> Timing:
+        return Timing(self.label, self.start_s + offset_s, self.end_s + offset_s)
+
 
 @dataclass(frozen=True, slots=True)
 class AudioChunk:

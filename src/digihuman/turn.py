@@ -5,9 +5,7 @@ continuous turn timeline: sentence k's audio and frames are shifted by the lengt
 Delivery is paced by the sinks' playback clock (`Sink.played_s`), so no more than `buffer_ahead_s` of audio
 and frames waits in the sinks; that bounds memory for long `say` texts and keeps cancellation cheap.
 
-A slow face (`Face.realtime` False) renders sentence N+1 while sentence N plays; while the first renders, the
-sinks have nothing and show the idle face. With a `fallback_face`, audio goes first: a sentence whose slow
-frames are not ready when it is due is animated by the real-time fallback instead.
+A slow face (`Face.realtime` False) renders ahead in its own worker (slow_face.py).
 
 Cancelling (`Turn.cancel()` or cancelling the task that runs `Turn.run()`) tells every sink to drop the turn
 at once, stops LLM, TTS and face work, and keeps as `text_spoken` only the text whose audio was played.
@@ -19,17 +17,20 @@ import asyncio
 import dataclasses
 import logging
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any, Literal, Protocol
 
 from digihuman.clock import Clock, LoopClock
 from digihuman.face.base import Face
+from digihuman.heard import heard_text, join_text
 from digihuman.llm.base import LLMError, Usage
-from digihuman.media import AudioChunk, Timing, VideoFrame
+from digihuman.media import AudioChunk, VideoFrame
 from digihuman.metrics import TurnMetrics
 from digihuman.output.base import Sink
+from digihuman.sentence import Sentence
+from digihuman.slow_face import SlowFaceRenderer
+from digihuman.streams import close_stream, drain, once
 from digihuman.tts.base import TTS
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,6 @@ POLL_S = 0.01
 STOP_GRACE_S = 0.1
 # A sink whose clock stands still this long while it holds audio is not pacing us; stop waiting on it.
 STALL_S = 5.0
-# With a fallback face, a slow sentence is due when the previous one has this little left to play.
-DUE_MARGIN_S = 0.2
 
 
 class Splitter(Protocol):
@@ -112,60 +111,6 @@ async def run_turn(
     return await Turn(turn_id, text, stage, trigger=trigger, usage=usage, metrics=metrics).run()
 
 
-class _Sentence:
-    """One sentence on its way: the shown and spoken text, and its audio as the TTS produces it."""
-
-    def __init__(self, index: int, shown: str, spoken: str) -> None:
-        self.index = index
-        self.shown = shown
-        self.spoken = spoken
-        self.chunks: list[AudioChunk] = []
-        self.done = False
-        self.error: BaseException | None = None
-        self.offset_s = 0.0  # where it starts on the turn timeline
-        self.duration_s = 0.0  # audio delivered so far
-        self.render: asyncio.Task[list[VideoFrame]] | None = None
-        self.skip_render = False
-        self.announced = False  # Stage.on_sentence was called
-        self._changed = asyncio.Event()
-
-    def add(self, chunk: AudioChunk) -> None:
-        self.chunks.append(chunk)
-        self._changed.set()
-
-    def finish(self, error: BaseException | None = None) -> None:
-        self.done, self.error = True, error
-        self._changed.set()
-
-    async def stream(self) -> AsyncIterator[AudioChunk]:
-        """The audio so far, then the rest as it arrives; re-raises the TTS failure."""
-        index = 0
-        while True:
-            while index < len(self.chunks):
-                yield self.chunks[index]
-                index += 1
-            if self.error is not None:
-                raise self.error
-            if self.done:
-                return
-            self._changed.clear()
-            await self._changed.wait()
-
-    async def wait_done(self) -> None:
-        while not self.done:
-            self._changed.clear()
-            await self._changed.wait()
-
-    def timings(self) -> tuple[list[Timing], list[Timing]]:
-        words: dict[tuple[str, float], Timing] = {}
-        phonemes: dict[tuple[str, float], Timing] = {}
-        for chunk in self.chunks:
-            words.update(((t.label, t.start_s), t) for t in chunk.words)
-            phonemes.update(((t.label, t.start_s), t) for t in chunk.phonemes)
-        by_start = attrgetter("start_s")
-        return sorted(words.values(), key=by_start), sorted(phonemes.values(), key=by_start)
-
-
 class Turn:
     """One interruptible reply. Create it, `await turn.run()`, and `turn.cancel()` to cut it."""
 
@@ -186,18 +131,18 @@ class Turn:
         self.metrics = metrics or TurnMetrics(clock=stage.clock)
         self.result: TurnResult | None = None
         self._from_llm = not isinstance(text, str)
-        self._source: AsyncIterable[str] = _once(text) if isinstance(text, str) else text
+        self._source: AsyncIterable[str] = once(text) if isinstance(text, str) else text
         self._clock = stage.clock
-        self._sentences: list[_Sentence] = []
+        self._sentences: list[Sentence] = []
         self._pending_shown = ""  # text that had nothing speakable; shown with the next sentence
         self._produced = False
         self._llm_error: LLMError | None = None
         self._speech_error: BaseException | None = None
         self._fatal: BaseException | None = None
         self._changed = asyncio.Event()
-        self._delivering = 0
+        self.delivering = 0
         self._next_tts = 0
-        self._delivered: list[_Sentence] = []
+        self._delivered: list[Sentence] = []
         self._timeline_s = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._task: asyncio.Task[Any] | None = None
@@ -207,6 +152,21 @@ class Turn:
         self._heard_s: float | None = None
         self._pacing = True
         self._first_write_at: float | None = None
+        face = stage.face
+        self._slow_face = (
+            SlowFaceRenderer(face, stage.fallback_face, self, self._clock)
+            if face is not None and not face.realtime
+            else None
+        )
+
+    # -- what the slow-face renderer reads -------------------------------------------------------------
+
+    async def progress(self) -> None:
+        self._changed.clear()
+        await self._changed.wait()
+
+    def notify(self) -> None:
+        self._changed.set()
 
     # -- control --------------------------------------------------------------------------------------
 
@@ -260,12 +220,11 @@ class Turn:
 
     async def _perform(self) -> None:
         self._spawn(self._produce())
-        face = self.stage.face
-        if face is not None and not face.realtime:
-            self._spawn(self._render_ahead(face))
+        if self._slow_face is not None:
+            self._spawn(self._slow_face.render_ahead())
         index = 0
-        while (sentence := await self._sentence_at(index)) is not None:
-            self._delivering = index
+        while (sentence := await self.sentence_at(index)) is not None:
+            self.delivering = index
             self._schedule_tts()
             self._changed.set()  # the render worker waits for delivery progress
             try:
@@ -313,14 +272,14 @@ class Turn:
             return
         shown = join_text([self._pending_shown, shown])
         self._pending_shown = ""
-        sentence = _Sentence(len(self._sentences), shown, spoken)
+        sentence = Sentence(len(self._sentences), shown, spoken)
         self._sentences.append(sentence)
         if sentence.index == 0:
             self.metrics.mark("first_sentence_s")
         self._schedule_tts()
         self._changed.set()
 
-    async def _sentence_at(self, index: int) -> _Sentence | None:
+    async def sentence_at(self, index: int) -> Sentence | None:
         """Sentence `index` once it exists; None when the text ended before it."""
         while True:
             if self._fatal is not None:
@@ -334,12 +293,12 @@ class Turn:
 
     def _schedule_tts(self) -> None:
         """Start synthesis for every known sentence up to `lookahead` beyond the one being delivered."""
-        limit = self._delivering + self.stage.lookahead
+        limit = self.delivering + self.stage.lookahead
         while self._next_tts <= limit and self._next_tts < len(self._sentences):
             self._spawn(self._synthesize(self._sentences[self._next_tts]))
             self._next_tts += 1
 
-    async def _synthesize(self, sentence: _Sentence) -> None:
+    async def _synthesize(self, sentence: Sentence) -> None:
         stream = aiter(self.stage.tts.synthesize(sentence.spoken, self.stage.language))
         try:
             async for chunk in stream:
@@ -355,21 +314,22 @@ class Turn:
         finally:
             await close_stream(stream)
 
-    async def _deliver(self, sentence: _Sentence) -> None:
+    async def _deliver(self, sentence: Sentence) -> None:
         sentence.offset_s = self._timeline_s
         self._delivered.append(sentence)
         face = self.stage.face
         if face is None or face.realtime:
             await self._deliver_streaming(sentence, face)
         else:
-            frames = await self._await_render(sentence)
+            assert self._slow_face is not None
+            frames = await self._slow_face.frames_for(sentence)
             if frames is None:
                 await self._deliver_streaming(sentence, self.stage.fallback_face)
             else:
                 await self._deliver_rendered(sentence, frames)
         self._timeline_s = sentence.offset_s + sentence.duration_s
 
-    async def _deliver_streaming(self, sentence: _Sentence, face: Face | None) -> None:
+    async def _deliver_streaming(self, sentence: Sentence, face: Face | None) -> None:
         """Audio to the sinks as it is synthesized, and through a real-time face into frames."""
         face_input: asyncio.Queue[AudioChunk | None] = asyncio.Queue()
 
@@ -383,7 +343,7 @@ class Turn:
                 face_input.put_nowait(None)
 
         async def show_frames(face: Face) -> None:
-            frames = aiter(face.animate(_drain(face_input)))
+            frames = aiter(face.animate(drain(face_input)))
             try:
                 async for frame in frames:
                     await self._write_frame(sentence, frame)
@@ -395,7 +355,7 @@ class Turn:
             if face is not None:
                 group.create_task(show_frames(face))
 
-    async def _deliver_rendered(self, sentence: _Sentence, frames: list[VideoFrame]) -> None:
+    async def _deliver_rendered(self, sentence: Sentence, frames: list[VideoFrame]) -> None:
         """A slow face's finished sentence: audio and frames interleaved in time order, paced."""
         timed: list[tuple[float, int, AudioChunk | VideoFrame]] = [(c.start_s, 0, c) for c in sentence.chunks]
         timed += [(f.pts_s, 1, f) for f in frames]
@@ -407,70 +367,17 @@ class Turn:
             else:
                 await self._write_frame(sentence, item)
 
-    async def _render_ahead(self, face: Face) -> None:
-        """Render slow-face frames one sentence at a time, at most one sentence ahead of delivery."""
-        index = 0
-        while (sentence := await self._sentence_at(index)) is not None:
-            while self._delivering < index - 1:
-                self._changed.clear()
-                await self._changed.wait()
-            await sentence.wait_done()
-            if sentence.error is not None:
-                self._changed.set()  # delivery reports the TTS failure
-                return
-            if not sentence.skip_render:
-                sentence.render = asyncio.create_task(self._render(face, sentence))
-                self._changed.set()
-                await asyncio.wait([sentence.render])
-            index += 1
-
-    async def _render(self, face: Face, sentence: _Sentence) -> list[VideoFrame]:
-        frames = aiter(face.animate(_iterate(sentence.chunks)))
-        try:
-            return [frame async for frame in frames]
-        finally:
-            await close_stream(frames)
-
-    async def _await_render(self, sentence: _Sentence) -> list[VideoFrame] | None:
-        """The slow face's frames for `sentence`, or None when the fallback face must take over."""
-        fallback = self.stage.fallback_face
-        while True:
-            if sentence.error is not None:
-                raise sentence.error
-            render = sentence.render
-            if render is not None and render.done() and not render.cancelled():
-                error = render.exception()
-                if error is None:
-                    return render.result()
-                if fallback is None:
-                    raise error
-                logger.warning("turn %d: face failed, using the fallback: %s", self.turn_id, error)
-                return None
-            if fallback is not None and self._played() >= sentence.offset_s - DUE_MARGIN_S:
-                sentence.skip_render = True
-                if render is not None:
-                    render.cancel()
-                return None
-            if fallback is None and render is not None:
-                await asyncio.wait([render])
-            elif fallback is None:
-                self._changed.clear()
-                await self._sentence_at(sentence.index)  # surfaces a fatal error
-                await self._changed.wait()
-            else:
-                await self._clock.sleep(POLL_S)
-
     # -- the sinks ------------------------------------------------------------------------------------
 
-    async def _write_audio(self, sentence: _Sentence, chunk: AudioChunk) -> None:
+    async def _write_audio(self, sentence: Sentence, chunk: AudioChunk) -> None:
         if self._silenced:
             return
         offset = sentence.offset_s
         stamped = dataclasses.replace(
             chunk,
             start_s=offset + chunk.start_s,
-            phonemes=_shift(chunk.phonemes, offset),
-            words=_shift(chunk.words, offset),
+            phonemes=tuple(t.shifted(offset) for t in chunk.phonemes),
+            words=tuple(t.shifted(offset) for t in chunk.words),
             turn_id=self.turn_id,
             text=sentence.shown,
         )
@@ -483,7 +390,7 @@ class Turn:
         for sink in self.stage.sinks:
             await sink.write_audio(stamped)
 
-    async def _write_frame(self, sentence: _Sentence, frame: VideoFrame) -> None:
+    async def _write_frame(self, sentence: Sentence, frame: VideoFrame) -> None:
         if self._silenced:
             return
         stamped = dataclasses.replace(frame, pts_s=sentence.offset_s + frame.pts_s, turn_id=self.turn_id)
@@ -491,7 +398,7 @@ class Turn:
         for sink in self.stage.sinks:
             await sink.write_frame(stamped)
 
-    def _played(self) -> float:
+    def played(self) -> float:
         """The turn's playback position: the slowest sink is the one the user is still hearing."""
         sinks = self.stage.sinks
         return min((sink.played_s(self.turn_id) for sink in sinks), default=math.inf)
@@ -500,7 +407,7 @@ class Turn:
         """Wait until writing what starts at `timeline_s` keeps at most `buffer_ahead_s` queued."""
         last_played, still_since = -1.0, self._clock.now()
         while self._pacing:
-            played = self._played()
+            played = self.played()
             early_s = timeline_s - self.stage.buffer_ahead_s - played
             if early_s <= 0:
                 return
@@ -517,7 +424,7 @@ class Turn:
     async def _watch_first_audio(self) -> None:
         if not self.stage.sinks:
             return
-        while (played := self._played()) <= 0 or self._first_write_at is None:
+        while (played := self.played()) <= 0 or self._first_write_at is None:
             await self._clock.sleep(POLL_S)
         # Back-date to when playback began; a recorder "plays" faster than real time, so never before
         # the first audio reached the sinks.
@@ -567,7 +474,7 @@ class Turn:
         if status != "cut" and self._heard_s is None:
             heard_s = audio_s  # delivered to the end (sinks' end_turn returned)
         else:
-            heard_s = self._heard_s if self._heard_s is not None else self._played()
+            heard_s = self._heard_s if self._heard_s is not None else self.played()
             heard_s = min(heard_s, audio_s)
         ending = self._pending_shown if status == "ok" else ""
         return TurnResult(
@@ -576,140 +483,13 @@ class Turn:
             status=status,
             error=error,
             text_shown=join_text([*(s.shown for s in self._delivered), ending]),
-            text_spoken=join_text(self._heard_parts(heard_s)),
+            text_spoken=heard_text(self._delivered, heard_s),
             metrics=self.metrics,
             usage=self.usage,
             sentences=len(self._delivered),
             audio_s=audio_s,
             heard_s=heard_s,
         )
-
-    def _heard_parts(self, heard_s: float) -> Iterable[str]:
-        for sentence in self._delivered:
-            complete = sentence.done and sentence.error is None
-            # A sentence whose audio broke off has an unknown length: only word timings can place it.
-            duration_s = sentence.duration_s if complete else math.inf
-            if complete and heard_s >= sentence.offset_s + duration_s - 1e-6:
-                yield sentence.spoken
-                continue
-            local_s = heard_s - sentence.offset_s
-            if local_s > 0:
-                words, phonemes = sentence.timings()
-                yield heard_prefix(sentence.spoken, local_s, duration_s, words, phonemes if complete else ())
-            return
-
-
-# -- text helpers -------------------------------------------------------------------------------------
-
-
-def _is_cjk(ch: str) -> bool:
-    """Scripts written without spaces between words (Chinese, Japanese) and their punctuation."""
-    code = ord(ch)
-    return (
-        0x3000 <= code <= 0x30FF
-        or 0x3400 <= code <= 0x4DBF
-        or 0x4E00 <= code <= 0x9FFF
-        or 0xF900 <= code <= 0xFAFF
-        or 0xFF00 <= code <= 0xFFEF
-    )
-
-
-def join_text(parts: Iterable[str]) -> str:
-    """Join sentences: with a space in spaced scripts, without one between Chinese or Japanese text."""
-    out = ""
-    for part in parts:
-        part = part.strip()
-        if not part:
-            continue
-        if out and not (_is_cjk(out[-1]) or _is_cjk(part[0])):
-            out += " "
-        out += part
-    return out
-
-
-def heard_prefix(
-    text: str,
-    heard_s: float,
-    duration_s: float,
-    words: Sequence[Timing] = (),
-    phonemes: Sequence[Timing] = (),
-) -> str:
-    """The part of a sentence's spoken text that was played in its first `heard_s` seconds.
-
-    Word timings give whole words exactly (a word counts once it was fully played). Without them the
-    position maps proportionally into the text, over the span where phonemes were spoken when known, and
-    is cut back to a word boundary.
-    """
-    if heard_s >= duration_s - 1e-6:
-        return text.strip()
-    if heard_s <= 0 or not text:
-        return ""
-    if words:
-        played = [w for w in words if w.end_s <= heard_s + 1e-9]
-        end = _end_of_words(text, played)
-        if end is not None:
-            return text[:end].strip()
-    start_s, end_s = 0.0, duration_s
-    if phonemes:
-        start_s, end_s = phonemes[0].start_s, max(p.end_s for p in phonemes)
-    fraction = 0.0 if end_s <= start_s else min(1.0, max(0.0, (heard_s - start_s) / (end_s - start_s)))
-    cut = int(len(text) * fraction)
-    if cut >= len(text):
-        return text.strip()
-    if cut > 0 and not text[cut].isspace() and not text[cut - 1].isspace() and not _is_cjk(text[cut - 1]):
-        cut = max(text.rfind(" ", 0, cut), 0)  # mid-word: keep only whole words
-    return text[:cut].strip()
-
-
-def _end_of_words(text: str, played: Sequence[Timing]) -> int | None:
-    """Where the last played word ends in `text`, with its punctuation; None if the labels don't match."""
-    lowered, position = text.lower(), 0
-    for word in played:
-        label = word.label.strip().lower()
-        if not label:
-            continue
-        found = lowered.find(label, position)
-        if found < 0:
-            return None
-        position = found + len(label)
-    if position == 0:
-        return 0
-    while position < len(text) and not text[position].isspace() and not text[position].isalnum():
-        position += 1
-    return position
-
-
-# -- small async helpers ------------------------------------------------------------------------------
-
-
-async def _once(text: str) -> AsyncIterator[str]:
-    yield text
-
-
-async def _iterate(chunks: Sequence[AudioChunk]) -> AsyncIterator[AudioChunk]:
-    for chunk in chunks:
-        yield chunk
-
-
-async def _drain(queue: asyncio.Queue[AudioChunk | None]) -> AsyncIterator[AudioChunk]:
-    while (chunk := await queue.get()) is not None:
-        yield chunk
-
-
-async def close_stream(stream: object) -> None:
-    """Close an async generator early so its `finally` (an HTTP stream, a worker) runs now."""
-    close = getattr(stream, "aclose", None)
-    if close is not None:
-        try:
-            await close()
-        except Exception:
-            logger.debug("closing a stream failed", exc_info=True)
-
-
-def _shift(timings: tuple[Timing, ...], offset_s: float) -> tuple[Timing, ...]:
-    if not timings or offset_s == 0:
-        return timings
-    return tuple(Timing(t.label, t.start_s + offset_s, t.end_s + offset_s) for t in timings)
 
 
 def _first_error(exc: BaseException) -> str:
