@@ -125,7 +125,9 @@ def cache_dir() -> Path:
     return home_dir() / "models"
 
 
-def piper_voice(voice: str, *, license: str = "see the voice's MODEL_CARD", size_mb: int = 63) -> ModelRef:
+def piper_voice(
+    voice: str, *, license: str = "see the voice's MODEL_CARD", size_mb: int | None = None
+) -> ModelRef:
     """The two files of a Piper voice ("en_US-amy-medium") in rhasspy/piper-voices."""
     match = _PIPER_VOICE.match(voice)
     if not match:
@@ -194,10 +196,10 @@ KNOWN: dict[str, ModelRef] = {
             1120,
             "Qwen2.5 1.5B Instruct, GGUF Q4_K_M: chat in English and Chinese",
         ),
-        piper_voice("en_US-joe-medium", license="CC0-1.0"),
-        piper_voice("en_US-amy-medium"),
-        piper_voice("en_GB-alba-medium"),
-        piper_voice("zh_CN-huayan-medium"),
+        piper_voice("en_US-joe-medium", license="CC0-1.0", size_mb=63),
+        piper_voice("en_US-amy-medium", size_mb=63),
+        piper_voice("en_GB-alba-medium", size_mb=63),
+        piper_voice("zh_CN-huayan-medium", size_mb=63),
         whisper_model("tiny", size_mb=75),
         whisper_model("base", size_mb=145),
         whisper_model("small", size_mb=484),
