@@ -102,8 +102,21 @@ def run_checks(settings: Settings) -> list[Check]:
         Check(
             "sadtalker / wav2lip", True, "subprocess faces: set [face] python and repo in a character.toml"
         ),
+        _package("piper", "piper-tts", "Piper neural voices", ".venv/bin/pip install 'digihuman[piper]'"),
+        _models_check(),
     ]
     return checks
+
+
+def _models_check() -> Check:
+    """What the model cache holds (`digihuman models list` has the details)."""
+    from digihuman.models import cache_dir, cached
+
+    present = cached()
+    if not present:
+        return Check("models", True, f"none cached in {cache_dir()}", "")
+    names = ", ".join(f"{m.name} ({m.size_bytes / 1e6:.0f} MB)" for m in present)
+    return Check("models", True, f"{names} in {cache_dir()}")
 
 
 def _audio_check() -> Check:
