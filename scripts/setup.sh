@@ -11,7 +11,7 @@ want_tests=0
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages (we may be root; skip quietly when we are not and they are present) ---
-debs=(libportaudio2 xvfb)
+debs=(libportaudio2 xvfb fonts-wqy-zenhei)  # the font: Chinese subtitles in the window and page
 [ $want_tests = 1 ] && debs+=(cmake)
 missing=()
 for pkg in "${debs[@]}"; do

@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digihuman.character import find_character
 from digihuman.config import Settings
@@ -22,6 +23,9 @@ from digihuman.frontend import runner
 from digihuman.frontend.say import open_window
 from digihuman.output.base import Sink
 from digihuman.session import Conversation, EventStream
+
+if TYPE_CHECKING:
+    from digihuman.output.window import WindowPlayer
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +49,7 @@ def chat(settings: Settings, options: TerminalOptions, *, once: str | None) -> i
 
 def run(settings: Settings, options: TerminalOptions, *, camera: str, duration_s: float | None) -> int:
     try:
-        return runner.run(
-            _converse(settings, options, proactive=True, camera=camera, duration_s=duration_s)
-        )
+        return runner.run(_converse(settings, options, proactive=True, camera=camera, duration_s=duration_s))
     except runner.Stopped:
         return 0  # Ctrl-C or SIGTERM is how the companion is stopped: the turn and files were closed
 
@@ -67,14 +69,16 @@ async def _converse(
     session = Conversation(
         character, settings, llm=make_llm(settings.llm), proactive=proactive, record=options.record
     )
-    printer = asyncio.create_task(
-        _print_events(session.subscribe(), character.name, options.metrics, errors=once is None)
-    )
+    events = session.subscribe()
     tasks: list[asyncio.Task[None]] = []
     failed = False
+    window: WindowPlayer | None = None
+    printer = asyncio.create_task(_show_events(events, character.name, options.metrics, errors=once is None))
     try:
         await session.prepare()
         window = await open_window(session) if options.window else None
+        if window is not None:
+            tasks.append(asyncio.create_task(_caption(session.subscribe(), window)))
         sinks: list[Sink] = [window] if window is not None else []
         await session.start(sinks, wait_for_frame_s=FIRST_FRAME_WAIT_S if camera is not None else 0)
         if once is not None:
@@ -106,7 +110,7 @@ async def _converse(
             print(session.cost.summary_line(), file=sys.stderr)
 
 
-async def _print_events(events: EventStream, speaker: str, metrics: bool, *, errors: bool) -> None:
+async def _show_events(events: EventStream, speaker: str, metrics: bool, *, errors: bool) -> None:
     """Each turn's text (or its metrics line) on stdout, errors on stderr, once each."""
     async for event in events:
         if event.type == "turn":
@@ -116,6 +120,17 @@ async def _print_events(events: EventStream, speaker: str, metrics: bool, *, err
                 print(f"{speaker}: {event.data['text_shown']}", flush=True)
         elif event.type == "error" and errors:
             print(f"digihuman: {event.data['message']}", file=sys.stderr, flush=True)
+
+
+async def _caption(events: EventStream, window: WindowPlayer) -> None:
+    """The state and both sides' words over the face in the window."""
+    async for event in events:
+        if event.type == "state":
+            window.captions.set_state(event.data["state"])
+        elif event.type == "reply_text":
+            window.captions.say_at(event.data["turn"], event.data["at_s"], event.data["text"])
+        elif event.type == "transcript":
+            window.captions.heard(event.data["text"])
 
 
 async def _stdin_lines() -> AsyncIterator[str]:

@@ -31,6 +31,7 @@ from digihuman.audio.player import AudioOutput
 from digihuman.errors import BackendError, MissingExtraError
 from digihuman.face.base import Face
 from digihuman.media import AudioChunk, VideoFrame
+from digihuman.output.captions import Captions
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class WindowPlayer:
         self._stop = threading.Event()
         self._requests: queue.Queue[_ScreenRequest] = queue.Queue()
         self._t0 = time.monotonic()
+        self.captions = Captions()  # state and subtitles over the face (chat, run, talk)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -215,6 +217,8 @@ class WindowPlayer:
                     self.closed.set()
                     return
             now = time.monotonic()
+            turn_id = self._turn_id
+            self.captions.advance(turn_id, self.audio.position_s(turn_id) if turn_id is not None else 0.0)
             due = self._take_due_frame()
             if due is not None:
                 frame, clock_s = due
@@ -248,6 +252,7 @@ class WindowPlayer:
         if (width, height) != (self.size, self.size):
             surface = pygame.transform.smoothscale(surface, (self.size, self.size))
         screen.blit(surface, (0, 0))
+        self.captions.draw(pygame, screen)
         pygame.display.flip()
 
     def _serve_requests(self, screen: Any) -> None:
