@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from digihuman.errors import BackendError
 from digihuman.llm.base import LLMError, Message, Usage
 from digihuman.media import AudioChunk, Timing, VideoFrame
 
@@ -196,7 +197,7 @@ class ScriptedTTS:
         try:
             await asyncio.sleep(self.latency(text) if self.latency else self.first_audio_s)
             if self.fail_on is not None and self.fail_on in text:
-                raise RuntimeError(f"scripted TTS failure on {text!r}")
+                raise BackendError(f"scripted TTS failure on {text!r}")  # what real voices raise
             total = round(self.duration(text) * self.sample_rate)
             step = round(self.chunk_s * self.sample_rate)
             words = self.word_timings(text) if self.words else ()
