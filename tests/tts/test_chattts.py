@@ -120,7 +120,7 @@ async def test_speaker_is_sampled_and_stored_for_user_characters(chattts, weight
     stored = load_character_dir(character.path, "user").spec.voice.params
     assert len(stored["speaker"]) == 600 and stored["speaker"] == tts.speaker
     assert stored["custom_path"] == str(weights)
-    assert character.spec.voice.params["speaker"] == tts.speaker
+    assert "speaker" not in character.spec.voice.params  # the loaded character (maybe shared) is untouched
     np.testing.assert_array_equal(
         np.concatenate([c.pcm for c in chunks]), chattts.expected_audio("你好。", tts.speaker)
     )
@@ -161,3 +161,14 @@ def test_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_empty_text(chattts, weights) -> None:
     assert await speak(ChatTtsTTS("s", source="custom", custom_path=str(weights)), "") == []
     assert chattts.Chat.instances == []
+
+
+def test_two_voices_of_one_character_agree_on_the_speaker(chattts, weights) -> None:
+    """Two sessions of a character without a speaker: the first stored wins, the second adopts it."""
+    character = make_character(user_dir(), params={"source": "custom", "custom_path": str(weights)})
+    first, second = from_character(character), from_character(character)
+    first.load()
+    second.load()
+    assert first.speaker == second.speaker
+    assert load_character_dir(character.path, "user").spec.voice.params["speaker"] == first.speaker
+    assert "speaker" not in character.spec.voice.params

@@ -52,11 +52,12 @@ class ChatTtsTTS:
         refine_text: bool = False,
         refine_prompt: str = "",
         compile: bool = False,
-        on_new_speaker: Callable[[str], None] | None = None,
+        on_new_speaker: Callable[[str], str | None] | None = None,
     ) -> None:
         """`refine_text` lets ChatTTS rewrite the sentence with pauses and fillers first: livelier, but
         slower, and what is said then differs from the text. `on_new_speaker` receives the speaker
-        sampled when none was given (to store it)."""
+        sampled when none was given (to store it); when it returns one (stored meanwhile by another
+        session of the same character), this voice uses that instead."""
         if source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
         if source == "custom" and not custom_path:
@@ -85,10 +86,10 @@ class ChatTtsTTS:
             if self._chat is None:
                 self._chat = self._load_chat()
             if self.speaker is None:
-                self.speaker = self._chat.sample_random_speaker()
+                sampled = self._chat.sample_random_speaker()
                 logger.info("ChatTTS: sampled a new speaker")
-                if self._on_new_speaker is not None:
-                    self._on_new_speaker(self.speaker)
+                stored = self._on_new_speaker(sampled) if self._on_new_speaker is not None else None
+                self.speaker = stored or sampled
             return self._chat
 
     async def synthesize(self, text: str, language: str) -> AsyncIterator[AudioChunk]:
@@ -237,9 +238,8 @@ def ensure_speaker(character: Character, tts: ChatTtsTTS | None = None) -> str:
     tts = tts or from_character(character)
     tts.load()
     assert tts.speaker is not None
-    if not character.spec.voice.params.get("speaker"):  # a tts made elsewhere did not save it
-        save_speaker(character, tts.speaker)
-    return tts.speaker
+    # A tts made elsewhere did not save it; one that did finds it stored and keeps it.
+    return save_speaker(character, tts.speaker)
 
 
 def require_writable(character: Character) -> None:
@@ -250,11 +250,27 @@ def require_writable(character: Character) -> None:
         )
 
 
-def save_speaker(character: Character, speaker: str) -> None:
-    """Write `speaker` into the character's [voice.params] (and its loaded spec)."""
+def save_speaker(character: Character, speaker: str) -> str:
+    """Store `speaker` in the character's file under [voice.params]; return the speaker the file holds.
+
+    The loaded `character` is never changed: it may be shared by several sessions, and the voice keeps
+    its speaker itself. The first speaker stored wins, so sessions of one character that sample at the
+    same time end up with one voice (the lock covers this process; the file is replaced atomically).
+    """
     require_writable(character)
-    voice = character.spec.voice
-    spec = character.spec.model_copy(
+    with _SAVE_LOCK:
+        return _save_speaker(character, speaker)
+
+
+_SAVE_LOCK = threading.Lock()  # process-wide on purpose: it guards the character files on disk
+
+
+def _save_speaker(character: Character, speaker: str) -> str:
+    on_disk = load_character_dir(character.path, character.source).spec
+    if stored := on_disk.voice.params.get("speaker"):
+        return str(stored)
+    voice = on_disk.voice
+    spec = on_disk.model_copy(
         update={"voice": BackendSpec(backend=voice.backend, params={**voice.params, "speaker": speaker})}
     )
     file = character.path / CHARACTER_FILE
@@ -267,5 +283,5 @@ def save_speaker(character: Character, speaker: str) -> None:
         raise CharacterError(
             f"could not store the ChatTTS speaker in {file}: add it under [voice.params] as speaker"
         )
-    character.spec = spec
     logger.info("stored the ChatTTS speaker in %s", file)
+    return speaker
