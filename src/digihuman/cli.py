@@ -129,8 +129,10 @@ def _pad(text: str, width: int) -> str:
 
 def cmd_characters_new(args: argparse.Namespace) -> int:
     from digihuman.character import create_character
+    from digihuman.tts.factory import download_hint, voice_spec
 
     settings = _settings(args)
+    voice = voice_spec(args.voice_backend, args.voice_name, args.language)
     character = create_character(
         args.name,
         Path(args.portrait),
@@ -291,6 +293,16 @@ def build_parser() -> argparse.ArgumentParser:
     cnew.add_argument("--voice", metavar="SAMPLE.wav", help="a voice sample (3-10 s) for cloning voices")
     cnew.add_argument("--language", default="en", help="language code, e.g. en or zh (default: en)")
     cnew.add_argument("--persona", help="persona prompt (default: a short friendly one)")
+    cnew.add_argument(
+        "--voice-backend",
+        choices=["espeak", "piper", "gpt-sovits", "chattts", "edge"],
+        help="voice backend (default: espeak)",
+    )
+    cnew.add_argument(
+        "--voice-name",
+        metavar="VOICE",
+        help="espeak voice (en-us, cmn), Piper voice (en_US-joe-medium, or a path to an .onnx) or edge voice",
+    )
 
     config = sub.add_parser(
         "config", help="Show the effective configuration.", description="Show the effective configuration."

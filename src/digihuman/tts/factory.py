@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from digihuman.character import CHARACTER_FILE, Character
+from digihuman.character import CHARACTER_FILE, BackendSpec, Character
 from digihuman.config import Settings
 from digihuman.errors import CharacterError
 from digihuman.tts.base import TTS
@@ -67,6 +67,49 @@ def _piper(character: Character, params: dict[str, Any]) -> TTS:
     if not str(voice).startswith(("/", "~")) and (character.path / str(voice)).is_file():
         voice = str((character.path / str(voice)).resolve())  # a voice file inside the character folder
     return PiperTTS(str(voice), **params)
+
+
+def voice_spec(backend: str | None, voice: str | None, language: str) -> BackendSpec | None:
+    """The [voice] section `characters new --voice-backend B --voice-name V` writes; None: the default.
+
+    A Piper voice name is checked now (its download waits for the first sentence); a path is stored
+    absolute, so the character works from any directory.
+    """
+    if backend is None and voice is None:
+        return None
+    backend = backend or "espeak"
+    if backend not in BUILDERS:
+        raise CharacterError(f"unknown voice backend '{backend}' (valid: {', '.join(BUILDERS)})")
+    if backend == "piper":
+        from digihuman import models
+        from digihuman.tts.piper import default_voice
+
+        voice = voice or default_voice(language)
+        local = Path(voice).expanduser()
+        if voice.endswith(".onnx") or local.exists():
+            voice = str(models.resolve(local, kind="voice"))  # UserError when missing or without .json
+        else:
+            models.lookup(voice, kind="voice")
+    elif backend == "espeak":
+        from digihuman.lang import espeak_voice
+
+        voice = voice or espeak_voice(language)
+    elif voice is not None and backend != "edge":
+        raise CharacterError(f"--voice-name does not apply to the {backend} voice backend")
+    return BackendSpec(backend=backend, params={"voice": voice} if voice else {})
+
+
+def download_hint(spec: BackendSpec) -> str | None:
+    """A note when a new character's Piper voice still has to be downloaded (on first use)."""
+    voice = str(spec.params.get("voice", ""))
+    if spec.backend != "piper" or not voice or Path(voice).is_absolute():
+        return None
+    from digihuman import models
+
+    ref = models.lookup(voice, kind="voice")
+    if ref.is_complete():
+        return None
+    return f"its voice {ref.name} downloads on first use, or now: digihuman models pull {ref.name}"
 
 
 def _gpt_sovits(character: Character, params: dict[str, Any]) -> TTS:
