@@ -141,3 +141,13 @@ def test_jaw_opens_the_mouth_and_blink_closes_the_eyes(rig: Rig) -> None:
     eye_box = (cx - 6, cy - 4, cx + 6, cy + 4)
     assert dark_pixels(renderer.render(FaceWeights()), eye_box) > 10
     assert dark_pixels(renderer.render(FaceWeights(blink=1.0)), eye_box) < 3
+
+
+def test_a_rig_is_read_only(rig: Rig, tmp_path: Path) -> None:
+    """Shared by every session and render thread: an in-place write must fail, not change every face."""
+    rig.save(tmp_path / "rig.npz")
+    for shared in (rig, Rig.load(tmp_path / "rig.npz")):
+        with pytest.raises(ValueError, match="read-only"):
+            shared.image[0, 0] = 0
+        with pytest.raises(ValueError, match="read-only"):
+            shared.mouth.t[0, 0] = 1.0

@@ -100,6 +100,16 @@ class Rig:
     source: np.ndarray  # the square crop at up to SOURCE_MAX_SIDE px (for rebuilding at other sizes)
     source_landmarks: np.ndarray
 
+    def __post_init__(self) -> None:
+        # One rig is shared by every session showing the character and read by several render threads:
+        # read-only arrays make an in-place write fail loudly instead of changing everyone's face.
+        layers = (self.head, self.mouth, *self.eyes)
+        arrays = [self.image, self.landmarks, self.source, self.source_landmarks]
+        arrays += [getattr(layer, item.name) for layer in layers for item in fields(layer)]
+        for array in arrays:
+            if isinstance(array, np.ndarray):
+                array.setflags(write=False)
+
     @property
     def face_height(self) -> float:
         return lmk.face_height(self.landmarks)
