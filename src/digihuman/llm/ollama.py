@@ -24,6 +24,7 @@ from digihuman.llm.base import LLMError, Message, Usage
 from digihuman.llm.guard import ReplyGuard
 from digihuman.llm.transport import (
     ServerBusy,
+    close_iterator,
     first_deadline,
     http_timeout,
     next_chunk,
@@ -71,7 +72,7 @@ class OllamaLLM:
         usage.images = sum(len(m.images) for m in messages)
         started = time.monotonic()
         guard = ReplyGuard(usage, model=self.model, token_budget=self.settings.num_predict, started=started)
-        request = {
+        request: dict[str, Any] = {
             "model": self.model,
             "messages": [wire_message(m) for m in messages],
             "stream": True,
@@ -96,7 +97,7 @@ class OllamaLLM:
             try:
                 return chunks, await self._next(chunks, guard, deadline, waiting_since)
             except BaseException:
-                await chunks.aclose()
+                await close_iterator(chunks)
                 raise
 
         chunks, chunk = await retry_busy(
@@ -122,7 +123,7 @@ class OllamaLLM:
                     break
                 chunk = await self._next(chunks, guard, deadline, waiting_since)
         finally:
-            await chunks.aclose()
+            await close_iterator(chunks)
             # Also when the round fails mid-stream: the tokens it streamed were spent and are counted.
             self._fill_usage(usage, final, started, received)
         if final is None and not guard.stopped:
@@ -214,7 +215,7 @@ class OllamaLLM:
                 f"Ollama sent nothing for {self.settings.request_timeout_s:g} s (llm.request_timeout_s)"
             )
         if isinstance(exc, httpx.HTTPError):
-            return LLMError(f"the connection to {self._where} broke: {exc or type(exc).__name__}")
+            return LLMError(f"the connection to {self._where} broke: {str(exc) or type(exc).__name__}")
         if isinstance(exc, (json.JSONDecodeError, ValidationError)):
             return LLMError(f"{self._where} sent a malformed stream line: {str(exc).splitlines()[0]}")
         raise exc

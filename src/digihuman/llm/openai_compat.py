@@ -16,6 +16,7 @@ from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
 from digihuman.config import LLMSettings
 from digihuman.llm.base import LLMError, Message, Usage
@@ -133,7 +134,7 @@ class OpenAICompatLLM:
                     usage.completion_tokens = chunk.usage.completion_tokens or 0
                 server_timings = (chunk.model_extra or {}).get("timings") or server_timings  # llama.cpp
                 for choice in chunk.choices[:1]:
-                    delta = choice.delta
+                    delta: ChoiceDelta | None = choice.delta  # typed as always there; servers differ
                     extra = (delta.model_extra or {}) if delta is not None else {}
                     reasoning = str(extra.get("reasoning_content") or extra.get("reasoning") or "")
                     received += bool(reasoning or (delta is not None and delta.content))

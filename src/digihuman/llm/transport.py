@@ -25,6 +25,13 @@ class ServerBusy(LLMError):
     """The server answered "busy" (503 or 429): worth retrying after a pause."""
 
 
+async def close_iterator(iterator: object) -> None:
+    """Close a stream typed as a plain AsyncIterator (the clients return async generators) early."""
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
+
+
 def http_timeout(request_timeout_s: float) -> httpx.Timeout:
     """Connecting fails fast (a local server is up or it is not); reads may wait as long as a reply takes."""
     return httpx.Timeout(request_timeout_s, connect=min(10.0, request_timeout_s))
