@@ -130,7 +130,11 @@ def scan_characters() -> list[Character | BrokenCharacter]:
     One broken user character must not break every command: it is returned as a BrokenCharacter.
     """
     found: dict[str, Character | BrokenCharacter] = {}
-    for root, source in ((shipped_dir(), "shipped"), (user_dir(), "user")):
+    roots: tuple[tuple[Path, Literal["shipped", "user"]], ...] = (
+        (shipped_dir(), "shipped"),
+        (user_dir(), "user"),
+    )
+    for root, source in roots:
         try:
             folders = sorted(p for p in root.iterdir() if (p / CHARACTER_FILE).is_file())
         except OSError:  # no user folder yet (or an unreadable one): nothing to list there
@@ -139,9 +143,9 @@ def scan_characters() -> list[Character | BrokenCharacter]:
             if folder.name in found:
                 continue
             try:
-                found[folder.name] = load_character_dir(folder, source)  # type: ignore[arg-type]
+                found[folder.name] = load_character_dir(folder, source)
             except CharacterError as exc:
-                found[folder.name] = BrokenCharacter(folder.name, folder, source, exc)  # type: ignore[arg-type]
+                found[folder.name] = BrokenCharacter(folder.name, folder, source, exc)
     return list(found.values())
 
 
