@@ -7,16 +7,23 @@ fast, and `scripts/setup.sh --test` fetches the weights once.
 Names: whisper-base (faster-whisper folder), piper-joe (Piper .onnx, its .onnx.json beside it),
 qwen-gguf (Qwen2.5-Coder-0.5B-Instruct Q4_K_M), smart-turn (Smart Turn v3.2 CPU ONNX), silero-vad (ONNX).
 The pytest fixtures below wrap the same call; import them into a test module, or call the function.
+`serve_gguf(path, log)` runs a real llama.cpp OpenAI-compatible server on a GGUF for a test.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,3 +80,42 @@ def smart_turn_onnx() -> Path:
 @pytest.fixture(scope="session")
 def silero_vad_onnx() -> Path:
     return real_model_path("silero-vad")
+
+
+@contextmanager
+def serve_gguf(model: Path, log: Path, *, n_ctx: int = 2048, alias: str = "fixture") -> Iterator[str]:
+    """A real OpenAI-compatible llama.cpp server (`python -m llama_cpp.server`) on `model`: yields its /v1
+    URL; skips when the server extra is missing."""
+    for module in ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (needs: pip install 'digihuman[llamacpp]')")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "2", "--model_alias", alias]
+    command += ["--logits_all", "False"]  # the server's default keeps every prompt token's logits: 600 MB
+    with log.open("w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited ({process.returncode}):\n{log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server did not start in 90 s:\n{log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

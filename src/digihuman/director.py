@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from digihuman.clock import Clock
 from digihuman.config import DirectorSettings
-from digihuman.llm.base import LLM, LLMError, Usage
+from digihuman.llm.base import LLM, LLMError, Message, Usage
 from digihuman.llm.memory import ConversationMemory, proactive_prompt
+from digihuman.llm.scene_words import SceneNotes, ask
 from digihuman.metrics import CostMeter, TurnMetrics
 from digihuman.streams import close_stream
 from digihuman.turn import Stage, Trigger, Turn, TurnResult
@@ -104,6 +105,7 @@ class Director:
         self.listener = listener
         self.stats = DirectorStats()
         self._frames: deque[CameraFrame] = deque(maxlen=keep_frames)
+        self.scene = SceneNotes(self.clock.now())  # the frames in words, for brains that read no pictures
         self._pending_user: list[str] = []
         self._user_since = 0.0
         self._pending_trigger: ProactiveTrigger | None = None
@@ -154,6 +156,7 @@ class Director:
     def on_scene(self, event: SceneEvent) -> None:
         """A meaningful scene change: it waits for the cooldown in a single slot (latest wins)."""
         self.observe(event.frame)
+        self.scene.note(event, self.clock.now())
         waiting = self._pending_trigger
         if waiting is None or waiting.kind != "greeting":  # the greeting is never replaced
             self.stats.replaced += waiting is not None
@@ -258,7 +261,7 @@ class Director:
         images = [f.jpeg for f in self._frames] if self.frames_with_user else []
         usage = Usage()
         metrics = TurnMetrics(clock=self.clock, started_at=triggered_at)
-        stream = self._tracked(self.llm.stream(self.memory.messages(images=images), usage))
+        stream = self._tracked(self._ask(self.memory.messages(images=images), usage))
         turn = Turn(next(self._turn_ids), stream, self.stage, usage=usage, metrics=metrics)
         try:
             await self._perform(turn)
@@ -275,7 +278,7 @@ class Director:
         messages = self.memory.messages(prompt=proactive_prompt(trigger.kind, token), images=images)
         usage = Usage()
         metrics = TurnMetrics(clock=self.clock, started_at=issued_at)
-        stream = aiter(self._tracked(self.llm.stream(messages, usage)))
+        stream = aiter(self._tracked(self._ask(messages, usage)))
         handed_over = False
         try:
             head, ended = await _read_head(stream, token, metrics)
@@ -338,6 +341,15 @@ class Director:
                         self.on_turn(result)
                     except Exception:
                         logger.exception("the on_turn callback failed")
+
+    def _ask(self, messages: list[Message], usage: Usage) -> AsyncIterator[str]:
+        """The model's reply; a brain that reads no pictures gets the scene in words instead."""
+
+        def describe() -> str:
+            latest = self._frames[-1].rgb_small if self._frames else None
+            return self.scene.describe(self.clock.now(), latest)
+
+        return ask(self.llm, messages, usage, describe)
 
     async def _tracked(self, stream: AsyncIterable[str]) -> AsyncIterator[str]:
         """Counts model requests in flight (the policy allows one)."""

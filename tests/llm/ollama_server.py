@@ -1,14 +1,17 @@
 """A stand-in Ollama server for tests: a real HTTP server on 127.0.0.1 speaking Ollama's documented protocol.
 
 No Ollama binary can be installed here, so the adapter is tested against this instead. It serves:
-- `GET /` ("Ollama is running"), `GET /api/version`, `GET /api/tags`, `GET /api/ps`;
+- `GET /` ("Ollama is running"), `GET /api/version`, `GET /api/tags`, `GET /api/ps`, `POST /api/show` (details
+  and `capabilities`: "vision" only for the vision models);
 - `POST /api/chat` with NDJSON streaming (or one JSON object with `stream: false`), preload/unload with empty
   `messages`, reasoning in `message.thinking`, mid-stream `{"error": ...}` lines, metrics in nanoseconds;
 - `POST /v1/chat/completions` (Ollama's OpenAI-compatible endpoint): SSE, reasoning in `delta.reasoning`,
   a usage chunk when `stream_options.include_usage` is set, and `GET /v1/models`.
 Requests are validated like the real server (400 on bad JSON, images must be plain base64 on /api/chat and
 data URLs on /v1, `think:true` on a model that cannot think, bad keep_alive durations; 404 for a model that is
-not pulled) and recorded in `server.requests`, so tests can assert what the adapter sent.
+not pulled; pictures sent to a text-only model get a 400 worded like Ollama's capability errors, e.g.
+`"qwen2.5:0.5b" does not support vision`) and recorded in `server.requests`, so tests can assert what the
+adapter sent.
 
 The model name selects a scripted behaviour (see MODELS). Start it from tests with
 `OllamaTestServer().start()` or from a shell: `python -m tests.llm.ollama_server --port 11434`.
@@ -123,6 +126,7 @@ class Model:
     script: Callable[[OllamaTestServer, ChatCall], Iterator[Step]]
     thinks: bool = False
     family: str = "qwen3"
+    vision: bool = True  # reads pictures ("vision" in /api/show's capabilities)
 
 
 def _ok(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
@@ -211,6 +215,7 @@ MODELS: dict[str, Model] = {
     "ok": Model(_ok),
     "qwen3-vl:4b-instruct": Model(_ok),  # the default model in digihuman's settings
     "llama3.2:1b": Model(_ok, family="llama"),
+    "qwen2.5:0.5b": Model(_ok, family="qwen2", vision=False),  # text only
     "thinker": Model(_thinker, thinks=True),
     "thinking-only": Model(_thinking_only, thinks=True),
     "think-forever": Model(_think_forever, thinks=True),
@@ -396,6 +401,11 @@ def _check_role(message: Any, error: str) -> None:
         raise HTTPFailure(400, error)
 
 
+def _check_vision(name: str, model: Model, images: int) -> None:
+    if images and not model.vision:
+        raise HTTPFailure(400, f'"{name}" does not support vision')
+
+
 def _native_call(body: Any, server: OllamaTestServer) -> tuple[Model, ChatCall]:
     if not isinstance(body, dict):
         raise HTTPFailure(400, "json: cannot unmarshal request into Go value of type api.ChatRequest")
@@ -414,6 +424,7 @@ def _native_call(body: Any, server: OllamaTestServer) -> tuple[Model, ChatCall]:
                 raise HTTPFailure(400, f"illegal base64 data at input byte {bad}")
             images += 1
         messages.append({"role": message["role"], "text": message.get("content", "")})
+    _check_vision(name, model, images)
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise HTTPFailure(400, "options must be an object")
@@ -461,6 +472,7 @@ def _openai_call(body: Any, server: OllamaTestServer) -> tuple[Model, ChatCall]:
             else:
                 raise HTTPFailure(400, f"invalid message part type: {kind}")
         messages.append({"role": message["role"], "text": " ".join(texts)})
+    _check_vision(name, model, images)
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
         raise HTTPFailure(400, "max_tokens must be an integer")
@@ -523,6 +535,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if self.path == "/api/chat":
                 self._native_chat(_parse_json(raw))
+            elif self.path == "/api/show":
+                self._show(_parse_json(raw))
             elif openai:
                 self._openai_chat(_parse_json(raw))
             else:
@@ -669,6 +683,33 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, {**reply, "model": call.model, "choices": [choice], "usage": usage})
                 return
             (content if step.kind == "say" else reasoning).append(step.text)
+
+    # --- /api/show ---
+
+    def _show(self, body: Any) -> None:
+        name = (body.get("model") or body.get("name") or "") if isinstance(body, dict) else ""
+        model = self.app.model(name, openai=False)
+        capabilities = ["completion", "tools"] + ["vision"] * model.vision + ["thinking"] * model.thinks
+        details = self._tag(name, model)["details"]
+        architecture = model.family
+        self._send_json(
+            200,
+            {
+                "license": "Apache License 2.0",
+                "modelfile": f'# Modelfile generated by "ollama show"\nFROM {name}\n',
+                "parameters": "temperature 0.7\ntop_p 0.8",
+                "template": "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n"
+                "{{ end }}",
+                "details": {"parent_model": "", **details, "families": [model.family]},
+                "model_info": {
+                    "general.architecture": architecture,
+                    "general.parameter_count": 4_000_000_000,
+                    f"{architecture}.context_length": 32768,
+                },
+                "capabilities": capabilities,
+                "modified_at": _now(),
+            },
+        )
 
     # --- plumbing ---
 

@@ -37,6 +37,11 @@ class LLMError(BackendError):
     """The LLM backend failed; the message says what to do."""
 
 
+class RequestRefused(LLMError):
+    """The server understood the request and answered it with an error (pictures for a text-only model,
+    a bad parameter); unlike an unreachable, busy or silent server, asking differently may work."""
+
+
 class FailedRound(LLMError):
     """The model produced nothing speakable: only thinking, endless thinking, or a loop cut to nothing."""
 

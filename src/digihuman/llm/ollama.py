@@ -20,7 +20,7 @@ import ollama
 from pydantic import ValidationError
 
 from digihuman.config import LLMSettings
-from digihuman.llm.base import LLMError, Message, Usage
+from digihuman.llm.base import LLMError, Message, RequestRefused, Usage
 from digihuman.llm.guard import ReplyGuard
 from digihuman.llm.transport import (
     ServerBusy,
@@ -58,6 +58,7 @@ class OllamaLLM:
     """An LLM/VLM served by Ollama."""
 
     name = "ollama"
+    accepts_images: bool | None = None  # from /api/show's capabilities, read by preload (None: unknown)
 
     def __init__(self, settings: LLMSettings, *, busy_backoff_s: float = 0.5) -> None:
         self.model = settings.model
@@ -165,6 +166,16 @@ class OllamaLLM:
             time.monotonic() - started,
             reply.done_reason,
         )
+        self.accepts_images = await self._reads_images()
+
+    async def _reads_images(self) -> bool | None:
+        """Whether the model takes pictures: "vision" among /api/show's capabilities (None: not listed)."""
+        try:
+            shown = await self._client.show(self.model)
+        except Exception as exc:  # an older server; the first request with pictures will tell instead
+            logger.info("%s: /api/show failed for %s (%s)", self._where, self.model, exc)
+            return None
+        return None if shown.capabilities is None else "vision" in shown.capabilities
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -205,7 +216,7 @@ class OllamaLLM:
                 return ServerBusy(f"{status}: {text}")
             if status == -1:  # an {"error": ...} line inside a 200 stream
                 return LLMError(f"Ollama failed mid-reply with {self.model}: {text}")
-            return LLMError(f"{self._where} answered HTTP {status} for {self.model}: {text}")
+            return RequestRefused(f"{self._where} answered HTTP {status} for {self.model}: {text}")
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, ConnectionError)):
             return LLMError(
                 f"cannot reach Ollama at {self.url}: start it with `ollama serve` (or set llm.url)"

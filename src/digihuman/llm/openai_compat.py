@@ -19,7 +19,7 @@ from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
 from digihuman.config import LLMSettings
-from digihuman.llm.base import LLMError, Message, Usage
+from digihuman.llm.base import LLMError, Message, RequestRefused, Usage
 from digihuman.llm.guard import ReplyGuard
 from digihuman.llm.transport import ServerBusy, first_deadline, next_chunk, preload_within, retry_busy
 
@@ -51,6 +51,10 @@ def _error_text(exc: openai.APIError) -> str:
         body = body.get("message") or body.get("detail") or body
     text = str(body if body else exc.message).strip()
     return (text.splitlines() or [""])[0][:300]
+
+
+class StreamDropped(LLMError):
+    """The server closed a reply stream it had begun (not the same as a server that cannot be reached)."""
 
 
 class OpenAICompatLLM:
@@ -118,12 +122,18 @@ class OpenAICompatLLM:
                 await chunks.close()
                 raise
 
-        chunks, chunk = await retry_busy(
-            open_stream,
-            retries=self.settings.busy_retries,
-            base_delay_s=self._busy_backoff_s,
-            server=self.url,
-        )
+        try:
+            chunks, chunk = await retry_busy(
+                open_stream,
+                retries=self.settings.busy_retries,
+                base_delay_s=self._busy_backoff_s,
+                server=self.url,
+            )
+        except StreamDropped:  # before its first chunk: the request failed, say why
+            raise await self._failure_of(request, usage.images) from None
+        if chunk is None:  # not even a role chunk: the request failed before the reply began
+            await chunks.close()
+            raise await self._failure_of(request, usage.images)
         finish_reason = ""
         received = 0  # content and reasoning chunks: about one token each
         server_timings: dict[str, Any] = {}
@@ -173,6 +183,33 @@ class OpenAICompatLLM:
                 "%s does not list model %r (it serves %s)", self.url, self.model, ", ".join(served)
             )
 
+    def _read_error(self, exc: Exception) -> LLMError:
+        """An error while reading a stream the server began: a dropped connection is not "unreachable"."""
+        if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):
+            cause = exc.__cause__ or exc
+            return StreamDropped(f"{self.url} dropped the reply stream for '{self.model}' ({cause})")
+        return self._error(exc)
+
+    async def _failure_of(self, request: dict[str, Any], images: int) -> LLMError:
+        """The server's own error for a stream that ended before it began. llama_cpp.server, for one,
+        reports such a failure (a text-only chat template given a picture) only in its log; asked again
+        without streaming, it answers with the error."""
+        once = {k: v for k, v in request.items() if k != "stream_options"} | {
+            "stream": False,
+            "max_tokens": 1,
+        }
+        for attempt in range(2):
+            try:
+                await self._client.chat.completions.create(**once)
+            except openai.APIConnectionError as exc:
+                if attempt == 0:  # the pooled connection the failed stream used may be dead: once more
+                    continue
+                return self._error(exc, images=images)
+            except openai.APIError as exc:
+                return self._error(exc, images=images)
+            break
+        return LLMError(f"{self.url} ended the reply to '{self.model}' before it began, without an error")
+
     async def aclose(self) -> None:
         await self._client.close()
 
@@ -184,7 +221,7 @@ class OpenAICompatLLM:
             guard,
             deadline=deadline,
             first_token_timeout_s=self.settings.first_token_timeout_s,
-            to_error=self._error,
+            to_error=self._read_error,
             waiting_since=waiting_since,
         )
 
@@ -214,8 +251,10 @@ class OpenAICompatLLM:
                 return ServerBusy(f"{status}: {text}")
             if status == 400:
                 hint = " (the model may not accept images: load a vision model)" if images else ""
-                return LLMError(f"{self.url} rejected the request for '{self.model}' (400: {text}){hint}")
-            return LLMError(f"{self.url} answered HTTP {status} for '{self.model}': {text}")
+                return RequestRefused(
+                    f"{self.url} rejected the request for '{self.model}' (400: {text}){hint}"
+                )
+            return RequestRefused(f"{self.url} answered HTTP {status} for '{self.model}': {text}")
         if isinstance(exc, openai.APIError):  # an error event inside a 200 stream
             return LLMError(f"{self.url} failed mid-reply with '{self.model}': {_error_text(exc)}")
         raise exc
