@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,7 +71,7 @@ class _Channel:
         if not self.stop.is_set():
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
-    async def items(self) -> AsyncIterator[dict[str, Any]]:
+    async def items(self) -> AsyncGenerator[dict[str, Any], None]:
         while not isinstance(item := await self._queue.get(), _End):
             if isinstance(item, BaseException):
                 raise item

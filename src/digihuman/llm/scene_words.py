@@ -148,7 +148,7 @@ async def _try_pictures(
 
 def _learned(llm: LLM, refused: RequestRefused) -> None:
     with contextlib.suppress(AttributeError):  # adapters keep it as a plain attribute; fakes may not
-        llm.accepts_images = False  # type: ignore[misc]
+        setattr(llm, "accepts_images", False)  # noqa: B010 - not in the LLM protocol: fakes lack it
     _warn_once(llm, refused)
 
 
