@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # checked by mypy, never run: importing every backend would b
     from digihuman.face.animator import PortraitAnimator
     from digihuman.face.sadtalker import SadTalkerFace
     from digihuman.face.wav2lip import Wav2LipFace
+    from digihuman.llm.llamacpp import LlamaCppLLM
+    from digihuman.llm.no_brain import GuessedOllama
     from digihuman.llm.ollama import OllamaLLM
     from digihuman.llm.openai_compat import OpenAICompatLLM
     from digihuman.output.recorder import Mp4Recorder, TurnRecorder
@@ -30,15 +32,16 @@ if TYPE_CHECKING:  # checked by mypy, never run: importing every backend would b
     from digihuman.tts.edge import EdgeTTS
     from digihuman.tts.espeak import EspeakTTS
     from digihuman.tts.gpt_sovits import GptSovitsTTS
+    from digihuman.tts.piper import PiperTTS
 
-    def _voices(a: EspeakTTS, b: GptSovitsTTS, c: ChatTtsTTS, d: EdgeTTS) -> list[TTS]:
-        return [a, b, c, d]
+    def _voices(a: EspeakTTS, b: GptSovitsTTS, c: ChatTtsTTS, d: EdgeTTS, e: PiperTTS) -> list[TTS]:
+        return [a, b, c, d, e]
 
     def _faces(a: PortraitAnimator, b: SadTalkerFace, c: Wav2LipFace) -> list[Face]:
         return [a, b, c]
 
-    def _llms(a: OllamaLLM, b: OpenAICompatLLM) -> list[LLM]:
-        return [a, b]
+    def _llms(a: OllamaLLM, b: OpenAICompatLLM, c: LlamaCppLLM, d: GuessedOllama) -> list[LLM]:
+        return [a, b, c, d]
 
     def _sinks(a: Mp4Recorder, b: TurnRecorder, c: WindowPlayer) -> list[Sink]:
         return [a, b, c]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,3 +71,39 @@ class Utterance:
             for t in chunk.phonemes:
                 seen[(t.label, t.start_s)] = t
         return tuple(sorted(seen.values(), key=lambda t: t.start_s))
+
+
+def chunk_audio(
+    pcm: np.ndarray,
+    sample_rate: int,
+    *,
+    chunk_s: float,
+    offset_s: float = 0.0,
+    phonemes: Iterable[Timing] = (),
+    words: Iterable[Timing] = (),
+    text: str = "",
+) -> list[AudioChunk]:
+    """Cut one synthesized piece into chunks of about `chunk_s` that start `offset_s` into the utterance.
+
+    `phonemes` and `words` are timed from the piece's start; they are shifted by `offset_s`, and each
+    chunk carries those that overlap it (a timing spanning two chunks travels with both).
+    """
+    step = max(1, round(chunk_s * sample_rate))
+    shifted_phonemes = [Timing(t.label, t.start_s + offset_s, t.end_s + offset_s) for t in phonemes]
+    shifted_words = [Timing(t.label, t.start_s + offset_s, t.end_s + offset_s) for t in words]
+    chunks = []
+    for first in range(0, len(pcm), step):
+        piece = pcm[first : first + step]
+        start_s = offset_s + first / sample_rate
+        end_s = start_s + len(piece) / sample_rate
+        chunks.append(
+            AudioChunk(
+                pcm=piece,
+                sample_rate=sample_rate,
+                start_s=start_s,
+                phonemes=tuple(t for t in shifted_phonemes if t.start_s < end_s and t.end_s > start_s),
+                words=tuple(t for t in shifted_words if t.start_s < end_s and t.end_s > start_s),
+                text=text,
+            )
+        )
+    return chunks

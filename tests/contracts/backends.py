@@ -125,6 +125,13 @@ def _edge(request: pytest.FixtureRequest, *, online: bool = True) -> TTS:
     return EdgeTTS(voice="en-US-AriaNeural")
 
 
+def _piper(request: pytest.FixtureRequest) -> TTS:
+    pytest.importorskip("piper", reason="piper-tts is not installed: pip install 'digihuman[piper]'")
+    from digihuman.tts.piper import PiperTTS
+
+    return PiperTTS(str(request.getfixturevalue("piper_joe")))  # skips, naming the fix, when not cached
+
+
 def _scripted_tts(request: pytest.FixtureRequest, *, fail: bool = False) -> TTS:
     from tests.fakes import ScriptedTTS
 
@@ -136,6 +143,7 @@ TTS_BACKENDS: list[Backend[TTS]] = [
     Backend("gpt-sovits", _gpt_sovits, (("refused", lambda r: _gpt_sovits(r, url=_refused_url())),)),
     Backend("chattts", _chattts, (("no model", lambda r: _chattts(r, broken=True)),)),
     Backend("edge", _edge, (("offline", lambda r: _edge(r, online=False)),)),
+    Backend("piper", _piper),
     Backend("scripted", _scripted_tts, (("fails", lambda r: _scripted_tts(r, fail=True)),)),
 ]
 
@@ -221,6 +229,22 @@ def _llamacpp(request: pytest.FixtureRequest) -> LLM:
     return _openai(request, url=request.getfixturevalue("llama_server"), model="tiny", num_predict=16)
 
 
+def _llamacpp_in_process(request: pytest.FixtureRequest, *, model: Path | None = None) -> LLM:
+    pytest.importorskip("llama_cpp", reason="the built-in brain needs: pip install 'digihuman[llamacpp]'")
+    from digihuman.config import LLMSettings
+    from digihuman.llm.llamacpp import LlamaCppLLM
+    from tests.llm.test_openai_compat import _load_gguf_builder
+
+    path = model or _load_gguf_builder().cached_test_gguf()
+    return LlamaCppLLM(LLMSettings(backend="llamacpp", model=str(path), n_ctx=512, num_predict=16))
+
+
+def _not_a_model(request: pytest.FixtureRequest) -> Path:
+    path: Path = request.getfixturevalue("tmp_path") / "broken.gguf"
+    path.write_bytes(b"GGUF but not really a model")
+    return path
+
+
 def _scripted_llm(request: pytest.FixtureRequest, *, fail: bool = False) -> LLM:
     from tests.fakes import Reply, ScriptedLLM
 
@@ -252,6 +276,12 @@ LLM_BACKENDS: list[Backend[LLM]] = [
         "openai-llamacpp",
         _llamacpp,
         (("refused", lambda r: _openai(r, url=_refused_url() + "/v1", model="tiny")),),
+        marks=(pytest.mark.llamacpp,),
+    ),
+    Backend(
+        "llamacpp",
+        _llamacpp_in_process,
+        (("not a model", lambda r: _llamacpp_in_process(r, model=_not_a_model(r))),),
         marks=(pytest.mark.llamacpp,),
     ),
     Backend("scripted", _scripted_llm, (("fails", lambda r: _scripted_llm(r, fail=True)),)),

@@ -13,6 +13,9 @@ from tests.llm.ollama_server import OllamaTestServer
 # The module-scoped real llama.cpp server fixture, started once for the LLM contract module.
 from tests.llm.test_openai_compat import llama_server  # noqa: F401
 
+# Real models cached on this machine (skips naming the fix where absent): the Piper voice.
+from tests.real_models import piper_joe  # noqa: F401
+
 
 @pytest.fixture(scope="module")
 def ollama_contract_server() -> Iterator[OllamaTestServer]:
