@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,8 +28,8 @@ def _settings(args: argparse.Namespace):  # -> Settings, imported lazily to keep
 
 
 def cmd_say(args: argparse.Namespace) -> int:
-    from digihuman.frontend.say import say
     from digihuman.config import set_setting
+    from digihuman.frontend.say import say
 
     settings = _settings(args)
     if args.size is not None:
@@ -77,6 +78,20 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return chat(settings, _terminal_options(args, settings), once=args.once)
 
 
+def _mic_options(args: argparse.Namespace, spec: str):  # -> MicOptions
+    from digihuman.frontend.mic import MicOptions
+
+    return MicOptions(spec, push_to_talk=getattr(args, "push_to_talk", False), language=args.language)
+
+
+def cmd_talk(args: argparse.Namespace) -> int:
+    from digihuman.frontend.chat import talk
+
+    settings = _settings(args)
+    _apply_llm_flags(settings, args)
+    return talk(settings, _terminal_options(args, settings), mic=_mic_options(args, args.mic))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from digihuman.frontend.chat import run
 
@@ -84,7 +99,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     _apply_llm_flags(settings, args)
     if args.duration is not None and args.duration <= 0:
         raise UserError("--duration must be a positive number of seconds")
-    return run(settings, _terminal_options(args, settings), camera=args.camera, duration_s=args.duration)
+    mic = _mic_options(args, args.mic) if args.mic is not None else None
+    options = _terminal_options(args, settings)
+    return run(settings, options, camera=args.camera, duration_s=args.duration, mic=mic)
 
 
 def cmd_characters_list(args: argparse.Namespace) -> int:
@@ -139,9 +156,12 @@ def cmd_characters_new(args: argparse.Namespace) -> int:
         language=args.language,
         voice_sample=Path(args.voice) if args.voice else None,
         persona=args.persona or "",
+        voice=voice,
         face_size=settings.face.size,
     )
     print(f"created character '{character.id}' in {character.path}")
+    if voice is not None and (hint := download_hint(voice)):
+        print(hint)
     return 0
 
 
@@ -193,6 +213,21 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return asyncio.run(listen())
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from digihuman.config import set_setting
+    from digihuman.server.app import serve
+
+    settings = _settings(args)
+    _apply_llm_flags(settings, args)
+    if args.character:
+        settings.character = args.character
+    if args.max_sessions is not None:
+        set_setting(settings, "server", "max_sessions", args.max_sessions, flag="--max-sessions")
+    server = settings.server
+    serve(settings, args.host or server.host, args.port or server.port, args.token or server.token)
+    return 0
+
+
 def cmd_bench_animator(args: argparse.Namespace) -> int:
     from digihuman.face.bench import run_animator_benchmark
 
@@ -227,6 +262,17 @@ def _session_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", action="store_true", help="print each turn's JSON metrics line")
 
 
+def _mic_flags(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument(
+        "--mic",
+        default=default,
+        metavar="DEVICE|FILE",
+        help="microphone index or name, or a sound file (WAV, FLAC, MP3, OGG) played at its own pace"
+        + (" (default: the default microphone)" if default else "; without it the companion only sees"),
+    )
+    parser.add_argument("--language", help="the language you speak, e.g. en or zh (default: detected)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digihuman",
@@ -256,6 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--once", metavar="TEXT", help="run one turn with TEXT and exit (0 when something was spoken)"
     )
 
+    talk = _command(
+        sub,
+        "talk",
+        cmd_talk,
+        "Speak with a character: it answers when you finish; talk over it to interrupt. Lines typed on "
+        "stdin are user messages too.",
+    )
+    _session_flags(talk)
+    _mic_flags(talk, default="default")
+    talk.add_argument(
+        "--push-to-talk",
+        action="store_true",
+        help="talk only while Space is held in the window, or between two presses of Enter in the terminal",
+    )
+
     run = _command(
         sub,
         "run",
@@ -271,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="camera index, a video file (played at its own rate) or a folder of images (default: 0)",
     )
     run.add_argument("--duration", type=float, metavar="S", help="stop cleanly after S seconds")
+    _mic_flags(run, default=None)
 
     characters = sub.add_parser(
         "characters",
@@ -319,6 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--json", action="store_true", help="print JSON")
 
+    serve = _command(
+        sub, "serve", cmd_serve, "Serve the web page and the HTTP/WebSocket API (several people at once)."
+    )
+    serve.add_argument("--host", help="address to bind (default: config server.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: config server.port, 8000)")
+    serve.add_argument("--token", help="require this bearer token (needed for a non-loopback --host)")
+    serve.add_argument("--max-sessions", type=int, metavar="N", help="open sessions at once (default: 4)")
+    serve.add_argument("-c", "--character", help="the page's first character (default: config `character`)")
+    serve.add_argument("--llm", choices=["ollama", "openai", "llamacpp"], help="LLM backend")
+    serve.add_argument("--llm-url", metavar="URL", help="LLM server URL (OpenAI-compatible ones end in /v1)")
+    serve.add_argument("--model", help="model name (default: config llm.model)")
+
     listen = _command(sub, "listen", cmd_listen, "Transcribe an audio file: one line per utterance.")
     listen.add_argument("file", help="WAV, FLAC, MP3 or OGG")
     listen.add_argument("--json", action="store_true", help="one JSON object per utterance, with timings")
@@ -349,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
+    signal.signal(signal.SIGTERM, raise_stopped)  # outside the event loop; runner.run handles it inside
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

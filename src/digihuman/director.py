@@ -59,6 +59,17 @@ class ActivityListener(Protocol):
     def activity_ended(self, kind: Trigger, error: str | None) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class SpokenInput:
+    """How user text was heard: the speech's end (clock time, and on the microphone's timeline), the time
+    the final transcript took after it, and the language."""
+
+    ended_at: float
+    speech_end_s: float
+    asr_final_s: float
+    language: str = ""
+
+
 @dataclass(slots=True)
 class DirectorStats:
     user_turns: int = 0
@@ -108,6 +119,7 @@ class Director:
         self.scene = SceneNotes(self.clock.now())  # the frames in words, for brains that read no pictures
         self._pending_user: list[str] = []
         self._user_since = 0.0
+        self._user_speech: SpokenInput | None = None  # how the pending text was heard, if it was spoken
         self._pending_trigger: ProactiveTrigger | None = None
         self._activity: asyncio.Task[None] | None = None
         self._activity_kind: Trigger = "user"
@@ -122,12 +134,14 @@ class Director:
 
     # -- inputs (call on the event loop thread) ----------------------------------------------------
 
-    def say(self, text: str) -> None:
-        """User text: barges in on whatever runs and is answered next."""
+    def say(self, text: str, speech: SpokenInput | None = None) -> None:
+        """User text (typed, or heard: `speech`): barges in on whatever runs and is answered next."""
         if not text.strip():
             return
         if not self._pending_user:
-            self._user_since = self.clock.now()  # the turn's metrics count from the first unanswered text
+            # The turn's metrics count from the first unanswered text, or the end of the speech it came from.
+            self._user_since = self.clock.now() if speech is None else speech.ended_at
+            self._user_speech = speech
         self._pending_user.append(text.strip())
         self._last_activity = self.clock.now()
         self.interrupt()
@@ -210,7 +224,7 @@ class Director:
             return None
         if self._pending_user:
             text, self._pending_user = "\n".join(self._pending_user), []
-            self._launch("user", self._user_activity(text, self._user_since))
+            self._launch("user", self._user_activity(text, self._user_since, self._user_speech))
             return None
         due = self._proactive_due_at()
         if due is None:
@@ -255,14 +269,17 @@ class Director:
 
     # -- activities -------------------------------------------------------------------------------------
 
-    async def _user_activity(self, text: str, triggered_at: float) -> None:
+    async def _user_activity(self, text: str, triggered_at: float, speech: SpokenInput | None) -> None:
         self.stats.user_turns += 1
         self.memory.add_user(text)
         images = [f.jpeg for f in self._frames] if self.frames_with_user else []
         usage = Usage()
         metrics = TurnMetrics(clock=self.clock, started_at=triggered_at)
+        if speech is not None:
+            metrics.user_speech_end_s, metrics.asr_final_s = speech.speech_end_s, speech.asr_final_s
         stream = self._tracked(self._ask(self.memory.messages(images=images), usage))
         turn = Turn(next(self._turn_ids), stream, self.stage, usage=usage, metrics=metrics)
+        turn.user_text, turn.user_language = text, speech.language if speech is not None else ""
         try:
             await self._perform(turn)
         finally:

@@ -36,6 +36,10 @@ class TurnMetrics:
     first_audio_played_s: float | None = None
     llm_done_s: float | None = None
     total_s: float | None = None
+    # A spoken turn counts from the end of the user's speech: where it ended on the microphone's timeline,
+    # and how long the final transcript took after it.
+    user_speech_end_s: float | None = None
+    asr_final_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.started_at < 0:
@@ -51,7 +55,12 @@ class TurnMetrics:
             setattr(self, milestone, max(0.0, when - self.started_at))
 
     def as_dict(self) -> dict[str, float | None]:
-        return {name: _ms_round(getattr(self, name)) for name in MILESTONES}
+        values: dict[str, float | None] = {name: _ms_round(getattr(self, name)) for name in MILESTONES}
+        if self.user_speech_end_s is not None:
+            values["user_speech_end_s"] = _ms_round(self.user_speech_end_s)
+            values["asr_final_s"] = _ms_round(self.asr_final_s)
+            values["voice_to_voice_s"] = values["first_audio_played_s"]  # counted from the end of speech
+        return values
 
 
 def _ms_round(value: float | None) -> float | None:
@@ -79,6 +88,9 @@ def turn_record(result: TurnResult, cost: CostMeter | None = None) -> dict[str, 
         "status": result.status,
         "error": result.error,
         "text_shown": result.text_shown,
+        **(
+            {"user_text": result.user_text, "user_language": result.user_language} if result.user_text else {}
+        ),
         "text_spoken": result.text_spoken,
         "sentences": result.sentences,
         "audio_s": round(result.audio_s, 3),
@@ -86,6 +98,8 @@ def turn_record(result: TurnResult, cost: CostMeter | None = None) -> dict[str, 
         "metrics": result.metrics.as_dict(),
         "usage": usage_record(result.usage),
     }
+    if result.user_text:
+        record["user_text"], record["user_language"] = result.user_text, result.user_language
     if cost is not None:
         record["cost"] = cost.snapshot()
     return record

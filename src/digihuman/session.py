@@ -18,7 +18,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from contextvars import copy_context
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -56,11 +56,13 @@ class SessionEvent:
 
 @dataclass(frozen=True, slots=True)
 class Utterance:
-    """What the user said, as the speech recognizer heard it."""
+    """What the user said, as the speech recognizer heard it: the text, its language, where the speech
+    ended on the microphone's timeline, and how long after that the final transcript was ready."""
 
     text: str
     language: str = ""
-    metrics: dict[str, float] = field(default_factory=dict)  # e.g. user_speech_end_s, asr_final_s
+    speech_end_s: float = 0.0
+    asr_final_s: float = 0.0
 
 
 class EventStream:
@@ -285,12 +287,19 @@ class Conversation:
         return await waiter
 
     def hear(self, utterance: Utterance) -> None:
-        """A finished user utterance from speech recognition: answered like typed text."""
-        self._emit(
-            "transcript", {"text": utterance.text, "language": utterance.language, "final": True}
-        )
-        self._user_speaking = False
-        self.send_text(utterance.text)
+        """A finished user utterance from speech recognition: answered like typed text; the turn's
+        metrics count from the end of the speech."""
+        from digihuman.director import SpokenInput
+
+        self._emit("transcript", {"text": utterance.text, "language": utterance.language, "final": True})
+        self._user_speaking = False  # the state goes straight from listening to thinking
+        self._brain().set_user_speaking(False)
+        asr_final_s = utterance.asr_final_s
+        ended_at = asyncio.get_running_loop().time() - asr_final_s
+        speech = SpokenInput(ended_at, utterance.speech_end_s, asr_final_s, utterance.language)
+        with session_context(self.id):
+            self._brain().say(utterance.text, speech)
+            self._set_state()
 
     def hear_partial(self, text: str) -> None:
         """What the recognizer has so far, while the user still speaks."""

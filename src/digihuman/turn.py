@@ -96,6 +96,8 @@ class TurnResult:
     sentences: int = 0  # sentences that reached the sinks
     audio_s: float = 0.0  # length of the turn timeline delivered to the sinks
     heard_s: float = 0.0  # how much of it was played
+    user_text: str = ""  # what the user said or typed that this turn answers
+    user_language: str = ""  # as the speech recognizer heard it
 
 
 async def run_turn(
@@ -130,6 +132,8 @@ class Turn:
         self.usage = usage or Usage()
         self.metrics = metrics or TurnMetrics(clock=stage.clock)
         self.result: TurnResult | None = None
+        self.user_text = ""  # what the turn answers, for its record
+        self.user_language = ""
         self._from_llm = not isinstance(text, str)
         self._source: AsyncIterable[str] = once(text) if isinstance(text, str) else text
         self._clock = stage.clock
@@ -489,6 +493,8 @@ class Turn:
             sentences=len(self._delivered),
             audio_s=audio_s,
             heard_s=heard_s,
+            user_text=self.user_text,
+            user_language=self.user_language,
         )
 
 

@@ -286,6 +286,8 @@ class AudioOutput:
         self._turns: dict[int, _Turn] = {}
         self._current: _Turn | None = None
         self._started = False
+        # Told every block as it goes to the speaker (silence included): an echo canceller's reference.
+        self.on_render: Callable[[np.ndarray, int], None] | None = None
 
     @property
     def device_name(self) -> str:
@@ -444,6 +446,8 @@ class AudioOutput:
                     self._heard_samples(turn, time.monotonic())  # prune blocks already played
                 self._finish_if_drained(turn)
             out[filled:] = 0.0
+        if self.on_render is not None:
+            self.on_render(out.copy(), self.sample_rate)
 
     def _take(self, turn: _Turn, out: np.ndarray) -> int:
         filled = 0

@@ -1,8 +1,8 @@
-"""`digihuman chat` and `digihuman run`: a conversation session driven from the terminal.
+"""`digihuman chat`, `talk` and `run`: a conversation session driven from the terminal.
 
-Typed lines are user text; with `run`, a camera (device, video file or image folder) feeds the session and
-the companion speaks on its own. The terminal prints who says what (or each turn's metrics line) and errors,
-all from the session's event stream.
+Typed lines are user text; with a microphone (`talk`, `run --mic`) the user speaks; with `run`, a camera
+(device, video file or image folder) feeds the session and the companion speaks on its own. The terminal
+prints who says what (or each turn's metrics line) and errors, all from the session's event stream.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from digihuman.character import find_character
 from digihuman.config import Settings
 from digihuman.errors import BackendError
 from digihuman.frontend import runner
+from digihuman.frontend.mic import MicOptions, Microphone
 from digihuman.frontend.say import open_window
 from digihuman.output.base import Sink
 from digihuman.session import Conversation, EventStream
@@ -47,9 +48,22 @@ def chat(settings: Settings, options: TerminalOptions, *, once: str | None) -> i
     return runner.run(_converse(settings, options, proactive=False, once=once))
 
 
-def run(settings: Settings, options: TerminalOptions, *, camera: str, duration_s: float | None) -> int:
+def talk(settings: Settings, options: TerminalOptions, *, mic: MicOptions) -> int:
+    return runner.run(_converse(settings, options, proactive=False, mic=mic))
+
+
+def run(
+    settings: Settings,
+    options: TerminalOptions,
+    *,
+    camera: str,
+    duration_s: float | None,
+    mic: MicOptions | None = None,
+) -> int:
     try:
-        return runner.run(_converse(settings, options, proactive=True, camera=camera, duration_s=duration_s))
+        return runner.run(
+            _converse(settings, options, proactive=True, camera=camera, duration_s=duration_s, mic=mic)
+        )
     except runner.Stopped:
         return 0  # Ctrl-C or SIGTERM is how the companion is stopped: the turn and files were closed
 
@@ -62,6 +76,7 @@ async def _converse(
     once: str | None = None,
     camera: str | None = None,
     duration_s: float | None = None,
+    mic: MicOptions | None = None,
 ) -> int:
     from digihuman.llm import make_llm
 
@@ -74,13 +89,21 @@ async def _converse(
     failed = False
     window: WindowPlayer | None = None
     printer = asyncio.create_task(_show_events(events, character.name, options.metrics, errors=once is None))
+    microphone = Microphone(mic, settings) if mic is not None else None
     try:
+        if microphone is not None:
+            await microphone.open()  # a missing device or a bad file fails before the models load
         await session.prepare()
         window = await open_window(session) if options.window else None
         if window is not None:
             tasks.append(asyncio.create_task(_caption(session.subscribe(), window)))
         sinks: list[Sink] = [window] if window is not None else []
+        if window is None and microphone is not None:
+            sinks.append(await microphone.speaker())  # the voice must be heard, and heard in time
         await session.start(sinks, wait_for_frame_s=FIRST_FRAME_WAIT_S if camera is not None else 0)
+        if microphone is not None:
+            microphone.attach(window)
+            tasks.append(asyncio.create_task(microphone.listen(session, options.record)))
         if once is not None:
             result = await session.ask(once)
             if result.status == "failed" or not result.text_spoken:
@@ -88,7 +111,8 @@ async def _converse(
             return 0
         if camera is not None:
             tasks.append(asyncio.create_task(_feed_camera(session, camera)))
-        tasks.append(asyncio.create_task(_feed_stdin(session, stop_at_eof=not proactive)))
+        typed_only = not proactive and microphone is None
+        tasks.append(asyncio.create_task(_feed_stdin(session, microphone, stop_at_eof=typed_only)))
         if window is not None:
             tasks.append(asyncio.create_task(window.wait_closed()))
         stopped = asyncio.create_task(session.wait_stopped())
@@ -105,6 +129,8 @@ async def _converse(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await session.aclose()  # cuts and records the turn in progress before the outputs close
+        if microphone is not None:
+            await microphone.aclose()
         await printer
         if session.cost.total().calls or (proactive and not failed):
             print(session.cost.summary_line(), file=sys.stderr)
@@ -142,10 +168,12 @@ async def _stdin_lines() -> AsyncIterator[str]:
         yield line.rstrip("\n")
 
 
-async def _feed_stdin(session: Conversation, *, stop_at_eof: bool) -> None:
+async def _feed_stdin(session: Conversation, microphone: Microphone | None, *, stop_at_eof: bool) -> None:
     async for line in _stdin_lines():
         if line.strip() in ("/quit", "/exit"):
             return
+        if microphone is not None and microphone.typed(line):
+            continue
         if line.strip():
             session.send_text(line)
     if not stop_at_eof:

@@ -101,6 +101,7 @@ class WindowPlayer:
         self._requests: queue.Queue[_ScreenRequest] = queue.Queue()
         self._t0 = time.monotonic()
         self.captions = Captions()  # state and subtitles over the face (chat, run, talk)
+        self.on_key: Callable[[str, bool], None] | None = None  # (key name, pressed); on the window thread
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -216,6 +217,8 @@ class WindowPlayer:
                     logger.info("window closed")
                     self.closed.set()
                     return
+                if event.type in (pygame.KEYDOWN, pygame.KEYUP) and self.on_key is not None:
+                    self.on_key(pygame.key.name(event.key), event.type == pygame.KEYDOWN)
             now = time.monotonic()
             turn_id = self._turn_id
             self.captions.advance(turn_id, self.audio.position_s(turn_id) if turn_id is not None else 0.0)
