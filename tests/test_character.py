@@ -21,6 +21,7 @@ from digihuman.character import (
     spec_to_toml,
     user_dir,
 )
+from digihuman.config import toml_value
 from digihuman.errors import CharacterError
 
 
@@ -179,3 +180,44 @@ def test_the_loser_of_two_concurrent_news_gets_already_exists(tmp_path: Path) ->
     with pytest.raises(CharacterError, match="already exists"):
         _publish(staging, user_dir() / "zoe")  # the winner's folder is there by now
     assert (created.path / "rig.npz").read_bytes() == b"rig"  # the winner is intact
+
+
+def test_any_character_toml_loads_or_is_one_character_error(tmp_path: Path) -> None:
+    """Arbitrary bytes and arbitrary values for every key: CharacterError (one line) or a character."""
+    hypothesis = pytest.importorskip("hypothesis")
+    strategies = pytest.importorskip("hypothesis.strategies")
+    folder = tmp_path / "fuzz"
+    folder.mkdir()
+    scalars = strategies.one_of(
+        strategies.text(max_size=10).filter(lambda t: not any(0xD800 <= ord(c) <= 0xDFFF for c in t)),
+        strategies.integers(),
+        strategies.floats(),
+        strategies.booleans(),
+    )
+    keys = strategies.sampled_from(
+        ["name", "language", "persona", "portrait", "voice_sample", "voice", "face"]
+    )
+    lines = strategies.lists(strategies.tuples(keys, scalars), max_size=4).map(
+        lambda pairs: "\n".join(f"{key} = {_toml(value)}" for key, value in dict(pairs).items())
+    )
+    documents = strategies.one_of(lines.map(str.encode), strategies.binary(max_size=60))
+
+    @hypothesis.settings(max_examples=200, deadline=None)
+    @hypothesis.given(documents)
+    def check(document: bytes) -> None:
+        (folder / "character.toml").write_bytes(document)
+        try:
+            load_character_dir(folder, "user")
+        except CharacterError as exc:
+            assert "\n" not in str(exc)
+
+    check()
+
+
+def _toml(value: object) -> str:
+    """A TOML literal, nan and infinities included (Python's repr of them is not TOML)."""
+    if isinstance(value, float) and value != value:
+        return "nan"
+    if isinstance(value, float) and abs(value) == float("inf"):
+        return "inf" if value > 0 else "-inf"
+    return toml_value(value)

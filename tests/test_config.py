@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from digihuman.config import Settings, load_settings, set_setting, to_toml
 from digihuman.errors import ConfigError
@@ -139,3 +140,31 @@ def test_config_show_masks_the_api_key() -> None:
     settings.llm.api_key = "sk-very-secret"
     text = to_toml(settings)
     assert "sk-very-secret" not in text and 'api_key = "***"' in text
+
+
+def test_any_environment_value_is_a_setting_or_one_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every key, any text: load_settings either works or raises ConfigError, never anything else."""
+    hypothesis = pytest.importorskip("hypothesis")
+    strategies = pytest.importorskip("hypothesis.strategies")
+    keys = [
+        f"DIGIHUMAN_{section.upper()}__{key.upper()}"
+        for section, model in Settings.model_fields.items()
+        if isinstance(model.default, BaseModel)
+        for key in type(model.default).model_fields
+    ] + [f"DIGIHUMAN_{section.upper()}" for section in Settings.model_fields]
+    values = strategies.one_of(
+        strategies.text(alphabet=strategies.characters(blacklist_categories=("Cs",)), max_size=12),
+        strategies.sampled_from(["nan", "inf", "-1", "0", "1e400", "{}", "[]", "null", '{"x": 1}', "65"]),
+    )
+
+    @hypothesis.settings(max_examples=300, deadline=None)
+    @hypothesis.given(strategies.sampled_from(keys), values.filter(lambda v: "\0" not in v))
+    def check(name: str, value: str) -> None:
+        with monkeypatch.context() as patch:
+            patch.setenv(name, value)
+            try:
+                load_settings()
+            except ConfigError as exc:
+                assert "\n" not in str(exc)
+
+    check()

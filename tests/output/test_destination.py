@@ -156,3 +156,30 @@ async def test_a_cancelled_turn_leaves_a_good_file_and_no_new_folders(tmp_path: 
     recorder.cancel_turn(1)
     await recorder.aclose()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_any_output_name_is_usable_or_one_output_path_error(tmp_path: Path) -> None:
+    """Random names (slashes, dots, long, unicode): a plan or a one-line error, and nothing left behind."""
+    hypothesis = pytest.importorskip("hypothesis")
+    strategies = pytest.importorskip("hypothesis.strategies")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "afile").write_text("x")
+    names = strategies.text(
+        alphabet=strategies.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
+        min_size=1,
+        max_size=300,
+    ).filter(lambda n: not n.startswith("/"))  # stay under root: probes are made and removed there
+
+    @hypothesis.settings(max_examples=200, deadline=None)
+    @hypothesis.given(strategies.one_of(names, names.map(lambda n: "afile/" + n)))
+    def check(name: str) -> None:
+        try:
+            destination = plan(root / name)
+        except OutputPathError as exc:
+            assert "\n" not in str(exc).replace(name, "")
+        else:
+            assert not destination.stream
+        assert sorted(p.name for p in root.iterdir()) == ["afile"]
+
+    check()
