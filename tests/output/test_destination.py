@@ -183,3 +183,30 @@ def test_any_output_name_is_usable_or_one_output_path_error(tmp_path: Path) -> N
         assert sorted(p.name for p in root.iterdir()) == ["afile"]
 
     check()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+async def test_a_full_device_is_one_line_and_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = tmp_path / "full"
+    os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # our own /dev/full: every write fails
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(temp))
+    recorder = Mp4Recorder(node, fps=FPS, size=SIZE)
+    with pytest.raises(OutputPathError, match="No space left on device"):
+        await speak(recorder)
+    await recorder.aclose()
+    assert list(temp.iterdir()) == []
+
+
+async def test_no_temp_folder_for_a_device_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "missing"))
+    recorder = Mp4Recorder(fifo, fps=FPS, size=SIZE)
+    with pytest.raises(OutputPathError, match="cannot make a temporary file"):
+        recorder.begin_turn(1)

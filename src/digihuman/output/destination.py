@@ -40,7 +40,12 @@ class Destination:
         """Create missing folders; return the temporary file to encode into."""
         if self.stream:
             # Never next to a device node (that would be /dev): in the temp folder.
-            fd, name = tempfile.mkstemp(prefix="digihuman-", suffix=".mp4.part")
+            try:
+                fd, name = tempfile.mkstemp(prefix="digihuman-", suffix=".mp4.part")
+            except OSError as exc:
+                raise _error(
+                    self.path, f"cannot make a temporary file in {tempfile.gettempdir()}", exc
+                ) from None
             os.close(fd)
             return Path(name)
         missing = [p for p in (self.real.parent, *self.real.parent.parents) if not p.exists()]
