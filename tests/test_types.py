@@ -1,7 +1,8 @@
 """src/ type-checks clean under mypy (config: [tool.mypy] in pyproject.toml), like the lint test for ruff.
 
 The interfaces are Protocols, so only a checker proves that every backend really implements them;
-`digihuman/interfaces.py` spells out each implementation against its Protocol for mypy to verify.
+`digihuman/interfaces.py` spells out each implementation against its Protocol for mypy to verify, and
+the contract suite's registry does the same for the test fakes.
 Every remaining `# type: ignore` must name its error code and say why, so none hides a real bug.
 """
 
@@ -23,17 +24,24 @@ SRC = REPO / "src"
 _IGNORE = re.compile(r"#\s*type:\s*ignore(?P<codes>\[[^\]]*\])?(?P<rest>.*)$")
 
 
-def test_mypy_reports_no_errors() -> None:
+def _mypy(*args: str) -> subprocess.CompletedProcess[str]:
     if importlib.util.find_spec("mypy") is None:
         pytest.skip("mypy is not installed (it comes with the dev extra)")
     # The cache lives outside the tree (other runs may share the tree) and makes re-runs take seconds.
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "digihuman-mypy"
-    proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--cache-dir", str(cache), "--no-error-summary"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    command = [sys.executable, "-m", "mypy", "--cache-dir", str(cache), "--no-error-summary", *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+
+
+def test_mypy_reports_no_errors() -> None:
+    proc = _mypy()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_fakes_implement_the_protocols() -> None:
+    """tests/contracts/backends.py types every factory with its Protocol, so this proves the fakes of
+    tests/fakes.py implement them, as digihuman/interfaces.py does for the real backends."""
+    proc = _mypy("--follow-imports=silent", "tests/fakes.py", "tests/contracts")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -78,7 +78,7 @@ async def test_closing_the_stream_stops_the_work(
         stream = face.animate(utterance(2.0))
         first = await anext(stream)
         assert first.pts_s == 0.0
-        await stream.aclose()  # type: ignore[attr-defined]  # async generators have it; the turn engine calls it
+        await stream.aclose()  # async generators have it; the turn engine calls it
         with pytest.raises(StopAsyncIteration):
             await anext(stream)
         await before.assert_nothing_left()
@@ -105,7 +105,7 @@ async def test_cancelling_before_the_first_frame_stops_the_work(
         waiting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await waiting
-        await stream.aclose()  # type: ignore[attr-defined]  # as above
+        await stream.aclose()
         await before.assert_nothing_left()
     finally:
         await face.aclose()

@@ -46,7 +46,7 @@ async def test_closing_the_stream_stops_the_request(
         before = Snapshot.take()
         stream = llm.stream(HELLO, Usage())
         assert await anext(stream)
-        await stream.aclose()  # type: ignore[attr-defined]  # async generators have it; the turn engine calls it
+        await stream.aclose()  # async generators have it; the turn engine calls it
         with pytest.raises(StopAsyncIteration):
             await anext(stream)
         await before.assert_nothing_left()

@@ -70,7 +70,7 @@ async def test_closing_the_stream_stops_the_work(
         stream = tts.synthesize(LONG, "en")
         first = await anext(stream)
         assert first.start_s == 0.0
-        await stream.aclose()  # type: ignore[attr-defined]  # async generators have it; the turn engine calls it
+        await stream.aclose()  # async generators have it; the turn engine calls it
         with pytest.raises(StopAsyncIteration):
             await anext(stream)
         await before.assert_nothing_left()
