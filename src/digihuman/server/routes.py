@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, UploadFile
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 
 from digihuman import __version__
 from digihuman.character import Character, create_character, find_character, list_characters

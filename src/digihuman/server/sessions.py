@@ -236,6 +236,7 @@ class SessionManager:
         self._shared_llm: SharedLLM | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._creating = 0
+        self.loop: asyncio.AbstractEventLoop | None = None  # the server's, once started
         self.say_slots = asyncio.Semaphore(max(1, settings.server.max_sessions))
 
     @property
@@ -243,6 +244,7 @@ class SessionManager:
         return self.settings.server.max_sessions
 
     def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_forever(), name="session-reaper")
 
