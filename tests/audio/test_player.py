@@ -223,7 +223,7 @@ def test_no_device_falls_back_to_virtual_with_one_warning(
     assert isinstance(first, VirtualOutput) and isinstance(second, VirtualOutput)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert "no audio output device: showing video without sound" in warnings[0].getMessage()
+    assert "no audio output device: playing without sound" in warnings[0].getMessage()
 
 
 def test_missing_portaudio_library_also_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:

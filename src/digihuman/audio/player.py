@@ -239,7 +239,7 @@ def _warn_no_device(reason: str) -> None:
     global _warned_no_device
     if not _warned_no_device:
         _warned_no_device = True
-        logger.warning("no audio output device: showing video without sound (%s)", reason)
+        logger.warning("no audio output device: playing without sound (%s)", reason)
 
 
 @dataclass(slots=True)

@@ -61,6 +61,9 @@ class Microphone:
 
             self.echo = EchoCanceller()  # what the speaker plays is removed from what the microphone hears
         self.asr = create_asr(self.settings.asr, self.options.language)
+        warm_up = getattr(self.asr, "warm_up", None)
+        if warm_up is not None:
+            await warm_up()  # a model to fetch or a broken one fails now, not at the first words
         self.listener = await asyncio.to_thread(
             create_listener, self.settings, self.asr, language=self.options.language, echo=self.echo
         )
