@@ -34,11 +34,14 @@ def cmd_say(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.size is not None:
         set_setting(settings, "face", "size", args.size, flag="--size")
+    if args.output is not None and not args.output.strip():
+        raise UserError("-o needs a file name, e.g. -o reply.mp4")
     say(
-        args.text if args.text != "-" else sys.stdin.read(),
+        # Bytes that are not UTF-8 become surrogates, which the text cleaner drops, whatever the locale.
+        args.text if args.text != "-" else sys.stdin.buffer.read().decode("utf-8", "surrogateescape"),
         settings=settings,
         character_name=args.character or settings.character,
-        output=Path(args.output) if args.output else None,
+        output=Path(args.output) if args.output is not None else None,
         play=args.play,
     )
     return 0
