@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import cli_env, describe, free_port, run_cli
+from tests.e2e.support import DIGIHUMAN, cli_env, describe, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ class Case:
     args: tuple[str, ...]
     code: int
     setup: Setup | None = None
-    stdin: str | None = None
+    stdin: str | bytes | None = None
     creates: tuple[str, ...] = ()  # what a run may create or change ("work/out.mp4"), besides stderr
 
 
@@ -217,6 +217,15 @@ CASES = [
     Case("invalid-utf8-only", ("say", "\udcff\udcfe", "-o", "good.mp4"), 2),
     Case("stdin-empty", ("say", "-", "-o", "good.mp4"), 2, stdin=""),
     Case(
+        "stdin-not-utf8-strict-locale",
+        ("say", "-", "-o", "out.mp4"),
+        0,
+        setup=env(PYTHONIOENCODING="utf-8:strict"),
+        stdin=b"Hi \xff there.",
+        creates=("work/out.mp4",),
+    ),
+    Case("stdin-only-bad-bytes", ("say", "-", "-o", "good.mp4"), 2, stdin=b"\xff\xfe\x00"),
+    Case(
         "nul-bytes-are-not-the-end",
         ("say", "-", "-o", "out.mp4"),
         0,
@@ -246,6 +255,7 @@ CASES = [
     Case("bench-zero-threads", ("bench", "animator", "--threads", "0"), 2),
     # output paths and file kinds
     Case("output-is-a-folder", (*SAY, "-o", "folder"), 2, setup=a_folder),
+    Case("output-empty", (*SAY, "-o", ""), 2),
     Case("output-name-too-long", (*SAY, "-o", LONG + ".mp4"), 2),
     Case("output-folder-name-too-long", (*SAY, "-o", f"{LONG}/a.mp4"), 2),
     Case("output-parent-is-a-file", (*SAY, "-o", "afile/out.mp4"), 2, setup=a_file),
@@ -321,6 +331,16 @@ CASES = [
 ]
 
 
+def run(
+    args: tuple[str, ...], *, cwd: Path, env: dict[str, str], stdin: str | bytes | None
+) -> subprocess.CompletedProcess[str]:
+    """`digihuman ARGS`, with stdin given as text or as raw bytes (which need not be UTF-8)."""
+    data = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
+    done = subprocess.run([*DIGIHUMAN, *args], input=data, capture_output=True, cwd=cwd, env=env, timeout=120)
+    out, err = (stream.decode("utf-8", "replace") for stream in (done.stdout, done.stderr))
+    return subprocess.CompletedProcess(done.args, done.returncode, out, err)
+
+
 def snapshot(roots: dict[str, Path]) -> dict[str, tuple[str, str]]:
     """Every path under the roots with its kind and content (hash, link target); never opens a FIFO."""
     seen: dict[str, tuple[str, str]] = {}
@@ -356,9 +376,7 @@ def test_bad_input(case: Case, tmp_path: Path) -> None:
     before = snapshot(roots)
 
     environment = cli_env(places.home, TMPDIR=str(places.tmp), **places.env)
-    result = run_cli(
-        case.args, home=places.home, cwd=places.work, env=environment, stdin=case.stdin, timeout=120
-    )
+    result = run(case.args, cwd=places.work, env=environment, stdin=case.stdin)
 
     assert result.returncode == case.code, describe(result)
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr, describe(result)
