@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -37,8 +38,7 @@ def cmd_say(args: argparse.Namespace) -> int:
     if args.output is not None and not args.output.strip():
         raise UserError("-o needs a file name, e.g. -o reply.mp4")
     say(
-        # Bytes that are not UTF-8 become surrogates, which the text cleaner drops, whatever the locale.
-        args.text if args.text != "-" else sys.stdin.buffer.read().decode("utf-8", "surrogateescape"),
+        args.text if args.text != "-" else sys.stdin.read(),
         settings=settings,
         character_name=args.character or settings.character,
         output=Path(args.output) if args.output is not None else None,
@@ -426,6 +426,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        # Input that is not UTF-8 must not crash a read, whatever the locale: undecodable bytes become
+        # surrogates, which the speech cleaner drops.
+        sys.stdin.reconfigure(errors="surrogateescape")
     signal.signal(signal.SIGTERM, raise_stopped)  # outside the event loop; runner.run handles it inside
     try:
         return int(args.func(args) or 0)
