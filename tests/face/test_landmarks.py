@@ -79,3 +79,41 @@ def test_mean_shape_is_symmetric_and_normalized() -> None:
 def test_bad_input_type() -> None:
     with pytest.raises(TypeError):
         detect_landmarks(np.zeros((10, 10), np.uint8))
+
+
+def test_detection_leaves_the_process_stderr_alone(
+    astronaut: np.ndarray, astronaut_landmarks: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other threads (other sessions) log while a portrait is prepared: after the one-time set-up,
+    detection must not swap file descriptor 2."""
+    import os
+
+    def no_swap(*args: object) -> None:
+        raise AssertionError("detection swapped a file descriptor")
+
+    with monkeypatch.context() as patched:  # undone before pytest's own capture swaps fds back
+        patched.setattr(os, "dup2", no_swap)
+        assert detect_landmarks(astronaut).shape == (NUM_LANDMARKS, 2)
+
+
+def test_concurrent_quiet_blocks_restore_stderr() -> None:
+    """Swaps from several threads never interleave, so fd 2 ends up where it started."""
+    import os
+    import threading
+
+    before = os.fstat(2)
+    barrier = threading.Barrier(4)
+
+    def quiet() -> None:
+        barrier.wait()
+        for _ in range(20):
+            with lmk.quiet_native_stderr():
+                pass
+
+    threads = [threading.Thread(target=quiet) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
