@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from digihuman.audio.player import AudioOutput, VirtualOutput
+from digihuman.errors import BackendError
 from digihuman.media import AudioChunk
 from digihuman.output import window as window_module
 from digihuman.output.window import WindowPlayer, display_available
@@ -159,3 +160,15 @@ async def test_start_without_a_display_is_a_user_error(monkeypatch: pytest.Monke
         await window.start()
     await window.aclose()
     window.audio.close()
+
+
+async def test_a_second_window_in_one_process_is_refused(player: WindowPlayer) -> None:
+    """pygame has one display per process: a second window would take over (and then close) the first."""
+    second = WindowPlayer(FakeFace(), "second", audio=AudioOutput(VirtualOutput()))
+    try:
+        with pytest.raises(BackendError, match="another window is open"):
+            await second.start()
+    finally:
+        await second.aclose()
+        second.audio.close()
+    assert on_screen(player) == "idle"  # the first one is unharmed

@@ -43,6 +43,11 @@ READY_TIMEOUT_S = 10.0
 _ScreenRequest = tuple[Callable[[Any], Any], concurrent.futures.Future[Any]]
 
 
+# pygame (SDL) has one display per process: a second window would take over the first one's, and its
+# display.quit() would close both. Held by the window thread while its window is open.
+_DISPLAY = threading.Lock()
+
+
 def display_available() -> bool:
     """Whether a window can be shown: a desktop session, or an SDL video driver chosen explicitly."""
     if sys.platform in ("win32", "darwin"):
@@ -184,6 +189,16 @@ class WindowPlayer:
     # -- the window thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        if not _DISPLAY.acquire(blocking=False):
+            self._start_error = RuntimeError("another window is open in this process; pygame shows one")
+            self._ready.set()
+            return
+        try:
+            self._show()
+        finally:
+            _DISPLAY.release()
+
+    def _show(self) -> None:
         try:
             pygame = _import_pygame()
             pygame.display.init()
