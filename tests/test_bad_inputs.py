@@ -428,3 +428,23 @@ def test_a_bug_with_an_unusable_home_logs_to_the_temp_folder(
     line = capsys.readouterr().err.strip()
     log = Path(line.split("(details in ")[1].rstrip(")"))
     assert log.parent == tmp_path and "ZeroDivisionError" in log.read_text(encoding="utf-8")
+
+
+def test_chat_reads_typed_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    """A terminal in another encoding types bytes that are not UTF-8: the reply still comes, no crash."""
+    from tests.llm.ollama_server import OllamaTestServer
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    environment = cli_env(home, PYTHONIOENCODING="utf-8:strict")
+    with OllamaTestServer() as server:
+        args = ("chat", "--no-window", "--metrics", "--llm-url", server.url)
+        typed = run(args, cwd=work, env=environment, stdin=b"Hello caf\xe9 there\n")
+        # The same byte on the command line arrives as a surrogate: it must not break the request.
+        once = run((*args, "--once", "Hello caf\udce9 there"), cwd=work, env=environment, stdin=None)
+    for result in (typed, once):
+        assert result.returncode == 0, describe(result)
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr, describe(result)
+        [turn] = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        assert turn["status"] == "ok" and "hello" in turn["text_spoken"].lower()
+    assert list(work.iterdir()) == []  # nothing recorded unless asked

@@ -422,14 +422,14 @@ def configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, handlers=[session_handler(logging.StreamHandler(sys.stderr))])
 
 
+TEXT_ARGS = ("text", "once", "persona")  # argv bytes that are not UTF-8 become U+FFFD in these
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
-    if isinstance(sys.stdin, io.TextIOWrapper):
-        # Input that is not UTF-8 must not crash a read, whatever the locale: undecodable bytes become
-        # surrogates, which the speech cleaner drops.
-        sys.stdin.reconfigure(errors="surrogateescape")
+    _tolerate_bad_text(args)
     signal.signal(signal.SIGTERM, raise_stopped)  # outside the event loop; runner.run handles it inside
     try:
         return int(args.func(args) or 0)
@@ -451,6 +451,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A bug, not a user mistake: one line for the user, the traceback in a file for the report.
         print(f"digihuman: internal error: {_one_line(exc)} (details in {_log_crash(exc)})", file=sys.stderr)
         return 1
+
+
+def _tolerate_bad_text(args: argparse.Namespace) -> None:
+    """Text that is not UTF-8 must not crash a read, a print or a request, whatever the locale."""
+    for name in TEXT_ARGS:  # words for a voice or a model; paths keep their bytes (surrogates) as they are
+        if isinstance(value := getattr(args, name, None), str):
+            setattr(args, name, value.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="replace")  # U+FFFD, which the speech cleaner drops
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")  # an undecodable argv byte prints as \udcff
 
 
 def _one_line(exc: BaseException) -> str:

@@ -345,6 +345,7 @@ def test_clean_for_speech(text: str, expected: str) -> None:
         ("\u202eright to left\u202c", "right to left"),
         ("a\u00a0b\u2028c", "a b. c"),
         ("Hi \udcff there", "Hi there"),  # an undecodable command-line byte
+        ("Hi caf\ufffd there", "Hi caf there"),  # an undecodable byte read from stdin
     ],
 )
 def test_clean_for_speech_drops_invisible_characters(text: str, expected: str) -> None:
@@ -367,6 +368,7 @@ def test_clean_for_speech_drops_invisible_characters(text: str, expected: str) -
         "😀👍",
         "()",
         "\udcff",
+        "\ufffd\ufffd",
     ],
 )
 def test_text_without_letters_or_digits_is_nothing_to_say(text: str) -> None:

@@ -441,10 +441,11 @@ def _strip_invisible(text: str) -> str:
     """Drop what is never spoken and can break a voice: escapes, control, format and unpaired surrogate chars.
 
     A NUL ends the string for a C voice library (espeak), silently truncating the speech; surrogates (from
-    undecodable command-line bytes) cannot be encoded at all. Control characters become spaces so words
-    stay apart; format characters (zero-width spaces and joiners, soft hyphens, bidi marks) just vanish.
+    undecodable command-line bytes) cannot be encoded at all, and U+FFFD (undecodable input) has no sound.
+    Control characters become spaces so words stay apart; format characters (zero-width spaces and
+    joiners, soft hyphens, bidi marks) just vanish.
     """
-    text = _ANSI.sub(" ", text)
+    text = _ANSI.sub(" ", text).replace("\ufffd", "")
     if text.isprintable():
         return text  # the common case, answered without looking at every character
     kept: list[str] = []
