@@ -180,10 +180,12 @@ class _TurnClock:
     def position(self, now: float) -> float:
         return now - self.origin if self.origin is not None else 0.0
 
+    heard_s: float = 0.0  # never runs backwards (a late chunk moves the origin later, not what was heard)
+
     def estimate(self, now: float) -> float:
-        if self.origin is None:
-            return 0.0
-        return min(max(self.position(now), self.acked_s, 0.0), self.written_s)
+        if self.origin is not None:
+            self.heard_s = max(self.heard_s, min(max(self.position(now), self.acked_s), self.written_s))
+        return self.heard_s
 
 
 class WebSink:

@@ -62,6 +62,8 @@ async function loadCharacters(selected) {
     select.append(option);
   }
   if (selected) select.value = selected;
+  const current = list.find((c) => c.id === state.character?.id);
+  if (current) state.character = current;
   return list;
 }
 
@@ -103,10 +105,12 @@ async function startSession(character) {
   setState("connecting");
   try {
     const created = await api("/v1/sessions", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ character }),
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(character ? { character } : {}),
     });
     state.sessionId = created.id;
     state.character = created.character;
+    if ($("character").options.length) $("character").value = created.character.id;
     sessionStorage.setItem("digihuman.session", JSON.stringify({ id: created.id, character: created.character.id }));
     connect();
   } catch (error) {
@@ -351,20 +355,20 @@ async function main() {
   $("character").onchange = (e) => switchCharacter(e.target.value);
   const saved = JSON.parse(sessionStorage.getItem("digihuman.session") || "null");
   const wanted = new URLSearchParams(location.search).get("character");
-  let characters;
-  try {
-    characters = await loadCharacters(wanted || saved?.character);
-  } catch (error) {
-    setState("idle");
-    return showMessage(error.message);
-  }
+  // The session starts while the character list loads: the face shows up sooner.
   if (saved && (!wanted || wanted === saved.character)) {
     // A reload: resume the same conversation if the server still has it.
     state.sessionId = saved.id;
-    state.character = characters.find((c) => c.id === saved.character) ?? null;
-    return connect();
+    state.character = { id: saved.character };
+    connect();
+  } else {
+    startSession(wanted || null);
   }
-  await startSession(wanted || $("character").value);
+  try {
+    await loadCharacters(wanted || saved?.character || state.character?.id);
+  } catch (error) {
+    showMessage(error.message);
+  }
 }
 
 main();

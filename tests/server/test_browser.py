@@ -1,0 +1,197 @@
+"""The page in a real browser (Debian's Chromium driven by Playwright): what a person sees and hears.
+
+Skips, saying why, where Chromium or Playwright is missing (`scripts/setup.sh --test` installs both).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.llm.ollama_server import OllamaTestServer
+from tests.server.conftest import RunningServer, server_settings, start_server
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+
+# A small grayscale copy of the face canvas, to see it move.
+SNAP = """() => {
+  const c = document.getElementById('face'), s = document.createElement('canvas');
+  s.width = 64; s.height = 64;
+  const g = s.getContext('2d'); g.drawImage(c, 0, 0, 64, 64);
+  const d = g.getImageData(0, 0, 64, 64).data, out = [];
+  for (let i = 0; i < d.length; i += 4) out.push((d[i] + d[i + 1] + d[i + 2]) / 3);
+  return out;
+}"""
+STATS = """() => {
+  const s = window.digihuman.player.stats;
+  return {shown: s.framesShown, skipped: s.framesSkipped, mean: s.syncMeanMs, max: s.syncMaxMs,
+          idle: s.idleFramesShown, firstIdle: s.firstIdleFrameMs, typed: window.digihuman.typedToAudioMs};
+}"""
+
+
+def launch(playwright: Any, extra_args: tuple[str, ...] = ()) -> Any:
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *extra_args])
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        pytest.skip("Chromium is not installed: scripts/setup.sh --test installs it (apt: chromium)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is missing: scripts/setup.sh --test installs it"
+    )
+    with sync_api.sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    browser = launch(playwright)
+    yield browser
+    browser.close()
+
+
+def open_page(browser: Any, url: str, **context: Any) -> Any:
+    page = browser.new_context(**context).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    page.goto(url)
+    page.wait_for_function("window.digihuman?.player?.stats.firstIdleFrameMs != null", timeout=15_000)
+    return page
+
+
+def motion(snaps: list[list[float]]) -> float:
+    """How much the face changes between snapshots: the strongest local change (an open mouth is dark on
+    light; breathing and head sway shift edges a little), the median over pairs: one blink does not count."""
+    arrays = [np.asarray(s) for s in snaps]
+    pairs = itertools.pairwise(arrays)
+    return float(np.median([np.percentile(np.abs(a - b), 99) for a, b in pairs]))
+
+
+def snaps(page: Any, count: int, every_ms: int = 80) -> list[list[float]]:
+    out = []
+    for _ in range(count):
+        out.append(page.evaluate(SNAP))
+        page.wait_for_timeout(every_ms)
+    return out
+
+
+def test_typed_conversation_face_voice_and_subtitles_in_sync(browser: Any, server: RunningServer) -> None:
+    page = open_page(browser, server.url + "/")
+    assert page.locator("#send").text_content() == "Send"
+    idle_before = snaps(page, 8)
+    page.fill("#text", "Hello there")
+    page.click("#send")
+    page.wait_for_function("document.getElementById('subtitle').textContent.length > 0", timeout=30_000)
+    assert "You said: Hello there" in page.text_content("#subtitle")
+    assert page.get_attribute("#state", "data-state") == "speaking"
+    talking = snaps(page, 12)
+    page.wait_for_function("window.digihuman.lastTurn !== null", timeout=60_000)
+    page.wait_for_function("document.getElementById('state').dataset.state === 'idle'", timeout=30_000)
+    page.wait_for_timeout(600)
+    idle_after = snaps(page, 8)
+    stats = page.evaluate(STATS)
+    # The face talks (its mouth moves far more than breathing and blinking) and idles again afterwards.
+    assert motion(talking) > 2 * max(motion(idle_before), motion(idle_after)), (
+        motion(talking),
+        motion(idle_before),
+        motion(idle_after),
+    )
+    assert max(np.asarray(idle_after[-1])) > 0  # idle frames, not a blank canvas
+    assert stats["idle"] > 10
+    # A/V sync as seen in the browser: every shown frame's pts against the heard audio position.
+    assert stats["shown"] >= 40, stats
+    assert stats["max"] <= 40.0, stats
+    assert stats["mean"] <= 20.0, stats
+    panel = page.text_content("#metrics")
+    assert "A/V sync" in panel and "first audio played" in panel
+    assert "Hello there" in page.text_content("#log")
+    assert page.errors == []
+    page.context.close()
+
+
+def test_chinese_ui_and_a_chinese_character(browser: Any, server: RunningServer) -> None:
+    page = open_page(browser, server.url + "/?character=xiaomei", locale="zh-CN")
+    assert page.locator("#send").text_content() == "发送"
+    assert page.get_attribute("#text", "placeholder") == "说点什么……"
+    assert page.locator("#state").text_content() in ("空闲", "正在连接……")
+    assert page.locator("#character").input_value() == "xiaomei"
+    page.fill("#text", "你好")
+    page.click("#send")
+    page.wait_for_function("document.getElementById('subtitle').textContent.includes('你好')", timeout=30_000)
+    assert page.locator("#state").text_content() == "正在说话"
+    page.wait_for_function("window.digihuman.lastTurn !== null", timeout=60_000)
+    assert "音画同步" in page.text_content("#metrics")
+    page.context.close()
+
+
+def test_a_full_server_says_so_on_the_page(browser: Any, ollama: OllamaTestServer) -> None:
+    running = start_server(server_settings(ollama.url, max_sessions=1))
+    try:
+        first = open_page(browser, running.url + "/")
+        second = browser.new_context().new_page()
+        second.goto(running.url + "/")
+        second.wait_for_selector("#message:not([hidden])", timeout=15_000)
+        assert "The server is full" in second.text_content("#message")
+        assert "server.max_sessions" in second.text_content("#message")
+        first.context.close()
+        second.context.close()
+    finally:
+        running.stop()
+
+
+def write_wav(path: Path, pcm: np.ndarray, rate: int = 16000) -> None:
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(rate)
+        file.writeframes((np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def test_spoken_conversation_through_the_microphone(
+    playwright: Any, ollama: OllamaTestServer, tmp_path: Path
+) -> None:
+    from digihuman.config import ASRSettings, ListenSettings
+    from tests.audio.speech import piper
+    from tests.real_models import real_model_path
+
+    whisper, vad, turn = (real_model_path(n) for n in ("whisper-base", "silero-vad", "smart-turn"))
+    question = piper("What is the weather like today?")
+    silence = np.zeros(16000 * 3, np.float32)
+    wav = tmp_path / "question.wav"
+    write_wav(wav, np.concatenate([silence[:8000], question, silence]))
+    settings = server_settings(ollama.url)
+    settings.asr = ASRSettings(model=str(whisper), language="en")
+    settings.listen = ListenSettings(vad_model=str(vad), turn_model=str(turn))
+    running = start_server(settings)
+    browser = launch(playwright, (f"--use-file-for-fake-audio-capture={wav}",))
+    try:
+        page = open_page(browser, running.url + "/")
+        page.click("#mic")  # hands-free
+        page.wait_for_function(
+            "document.getElementById('heard').classList.contains('final') &&"
+            " document.getElementById('heard').textContent.toLowerCase().includes('weather')",
+            timeout=90_000,
+        )
+        page.wait_for_function(
+            "document.getElementById('subtitle').textContent.toLowerCase().includes('weather')",
+            timeout=60_000,
+        )
+        assert "You said:" in page.text_content("#subtitle")
+    finally:
+        browser.close()
+        running.stop()
