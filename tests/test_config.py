@@ -168,3 +168,11 @@ def test_any_environment_value_is_a_setting_or_one_config_error(monkeypatch: pyt
                 assert "\n" not in str(exc)
 
     check()
+
+
+def test_a_home_that_is_a_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    monkeypatch.setenv("DIGIHUMAN_HOME", str(home))
+    with pytest.raises(ConfigError, match=r"DIGIHUMAN_HOME .*home is a file; point it at a folder"):
+        load_settings()

@@ -214,7 +214,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise ConfigError(f"{file} is not valid TOML: {exc}") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {file} is a folder; give the path of a TOML file") from None
-    except OSError as exc:  # unreadable, a name too long, a file where a folder should be
+    except NotADirectoryError:
+        if file == home_dir() / "config.toml":
+            raise ConfigError(f"DIGIHUMAN_HOME {home_dir()} is a file; point it at a folder") from None
+        raise ConfigError(f"cannot read config file {file}: a file stands where a folder should") from None
+    except OSError as exc:  # unreadable, a name too long
         raise ConfigError(f"cannot read config file {file}: {exc.strerror or exc}") from None
     try:
         return Settings(**data)
