@@ -17,22 +17,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fakes
-
-from tests.fakes import FakeSink, Reply, ScriptedLLM, ScriptedTTS
 
 from digihuman.clock import run_virtual
 from digihuman.config import CameraSettings, DirectorSettings
 from digihuman.director import Director
 from digihuman.llm.base import Message
 from digihuman.llm.memory import ConversationMemory
+from digihuman.testing.fakes import FakeSink, Reply, ScriptedLLM, ScriptedTTS
 from digihuman.turn import Stage
 from digihuman.vision.camera import CameraFrame
 from digihuman.vision.scene import SceneEvent

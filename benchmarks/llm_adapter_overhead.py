@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -18,17 +19,24 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # for the stand-in server in tests/llm
+import httpx
+import ollama
 
-import httpx  # noqa: E402
-import ollama  # noqa: E402
-from tests.llm.ollama_server import tokens  # noqa: E402
+from digihuman.config import LLMSettings
+from digihuman.llm.base import Message, Usage
+from digihuman.llm.guard import ReplyGuard
+from digihuman.llm.ollama import OllamaLLM
 
-from digihuman.config import LLMSettings  # noqa: E402
-from digihuman.llm.base import Message, Usage  # noqa: E402
-from digihuman.llm.guard import ReplyGuard  # noqa: E402
-from digihuman.llm.ollama import OllamaLLM  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]  # the stand-in server runs from here, in its own process
+# One "token" as the stand-in server counts them: a CJK character, a word with its space, or whitespace.
+_TOKEN = re.compile(
+    r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]|[^\s\u3000-\u303f\u3400-\u9fff\uff00-\uffef]+\s*|\s+"
+)
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
 
 MESSAGES = [Message("user", "Tell me a long story.")]
 

@@ -1,4 +1,4 @@
-"""The turn engine's own cost, with scripted backends of known latency (tests/fakes.py).
+"""The turn engine's own cost, with scripted backends of known latency (digihuman.testing.fakes).
 
 (a) orchestration overhead, real clock: first_audio_played_s minus (the LLM's time to the end of the first
     sentence + the TTS's time to first audio). Whatever remains is ours (splitting, scheduling, delivery).
@@ -17,18 +17,13 @@ import asyncio
 import contextlib
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fakes
-
-from tests.fakes import FakeSink, Reply, ScriptedFace, ScriptedLLM, ScriptedTTS
 
 from digihuman.clock import run_virtual
 from digihuman.llm.base import Usage
 from digihuman.media import AudioChunk
+from digihuman.testing.fakes import FakeSink, Reply, ScriptedFace, ScriptedLLM, ScriptedTTS
 from digihuman.turn import Stage, Turn, run_turn
 
 REPLY = (

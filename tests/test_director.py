@@ -16,10 +16,10 @@ from digihuman.config import DirectorSettings
 from digihuman.director import Director
 from digihuman.llm.base import LLMError, Message
 from digihuman.llm.memory import CAMERA_TAG, ConversationMemory
+from digihuman.testing.fakes import FakeSink, Reply, ScriptedFace, ScriptedLLM, ScriptedTTS
 from digihuman.turn import Stage, TurnResult
 from digihuman.vision.camera import CameraFrame
 from digihuman.vision.scene import SceneEvent
-from tests.fakes import FakeSink, Reply, ScriptedFace, ScriptedLLM, ScriptedTTS
 
 SILENT = "<silent>"
 REMARK = "I see something new. It looks interesting."

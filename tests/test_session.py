@@ -15,7 +15,7 @@ from digihuman.config import Settings
 from digihuman.logs import session_handler
 from digihuman.performer import Performer
 from digihuman.session import Conversation, SessionEvent, TurnLog, Utterance
-from tests.fakes import FakeSink, Reply, ScriptedFace, ScriptedLLM, ScriptedTTS, failing
+from digihuman.testing.fakes import FakeSink, Reply, ScriptedFace, ScriptedLLM, ScriptedTTS, failing
 
 
 def session(llm: ScriptedLLM | None, *, session_id: str = "s1", proactive: bool = False) -> Conversation:

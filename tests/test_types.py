@@ -40,8 +40,8 @@ def test_mypy_reports_no_errors() -> None:
 
 def test_the_fakes_implement_the_protocols() -> None:
     """tests/contracts/backends.py types every factory with its Protocol, so this proves the fakes of
-    tests/fakes.py implement them, as digihuman/interfaces.py does for the real backends."""
-    proc = _mypy("--follow-imports=silent", "tests/fakes.py", "tests/contracts")
+    digihuman/testing/fakes.py implement them, as digihuman/interfaces.py does for the real backends."""
+    proc = _mypy("--follow-imports=silent", "tests/contracts")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -10,8 +10,8 @@ To register a new backend, append a `Backend` to its interface's list:
 
 Real backends run against their offline stand-ins (tests/tts, tests/llm, tests/face/standins) or, for
 the OpenAI-compatible adapter, the real llama.cpp server with the tiny GGUF (skipped where it is not
-installed). The scripted fakes of tests/fakes.py are held to the same contract, so timing tests that use
-them test something real backends also do.
+installed). The scripted fakes of digihuman.testing.fakes are held to the same contract, so timing tests
+that use them test something real backends also do.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def _piper(request: pytest.FixtureRequest) -> TTS:
 
 
 def _scripted_tts(request: pytest.FixtureRequest, *, fail: bool = False) -> TTS:
-    from tests.fakes import ScriptedTTS
+    from digihuman.testing.fakes import ScriptedTTS
 
     return ScriptedTTS(first_audio_s=0.01, rtf=0.05, chunk_s=0.2, fail_on="" if fail else None)
 
@@ -180,7 +180,7 @@ def _subprocess_face(request: pytest.FixtureRequest, tool: str, *, blank: bool =
 
 
 def _scripted_face(request: pytest.FixtureRequest, *, realtime: bool) -> Face:
-    from tests.fakes import ScriptedFace
+    from digihuman.testing.fakes import ScriptedFace
 
     return ScriptedFace(realtime=realtime, fps=25)
 
@@ -246,7 +246,7 @@ def _not_a_model(request: pytest.FixtureRequest) -> Path:
 
 
 def _scripted_llm(request: pytest.FixtureRequest, *, fail: bool = False) -> LLM:
-    from tests.fakes import Reply, ScriptedLLM
+    from digihuman.testing.fakes import Reply, ScriptedLLM
 
     reply = Reply(
         first_token_s=0.01, token_interval_s=0.005, error=LLMError("model crashed") if fail else None
@@ -323,7 +323,7 @@ async def _window(request: pytest.FixtureRequest) -> Sink:
 
 
 def _fake_sink(request: pytest.FixtureRequest, *, realtime: bool) -> Sink:
-    from tests.fakes import FakeSink
+    from digihuman.testing.fakes import FakeSink
 
     return FakeSink(realtime=realtime)
 
