@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from digihuman.lang import (
+    CJK_PUNCTUATION_CLASS,
+    UNSPACED_CLASS,
     espeak_voice,
     has_cjk,
     has_han,
@@ -59,3 +63,11 @@ def test_espeak_voice(language: str, voice: str) -> None:
 def test_is_chinese() -> None:
     assert is_chinese("zh-CN") and is_chinese("yue") and is_chinese("cmn")
     assert not is_chinese("en") and not is_chinese("ja")
+
+
+def test_regex_classes_match_the_functions() -> None:
+    unspaced, punctuation = re.compile(rf"[{UNSPACED_CLASS}]"), re.compile(rf"[{CJK_PUNCTUATION_CLASS}]")
+    for code in [*range(0x2F00, 0xAD00), *range(0xF800, 0x10000), 0x20000, 0x2A6D6, 0x2FA1F, 0x30000]:
+        char = chr(code)
+        assert bool(unspaced.fullmatch(char)) is is_unspaced(char), hex(code)
+        assert bool(punctuation.fullmatch(char)) is is_cjk_punctuation(char), hex(code)

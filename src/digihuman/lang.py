@@ -25,6 +25,15 @@ _CJK_PUNCTUATION_RANGES = (
 )
 
 
+def _class(ranges: tuple[tuple[int, int], ...]) -> str:
+    return "".join(f"{chr(low)}-{chr(high)}" for low, high in ranges)
+
+
+# The same sets as regular-expression class bodies, for `re` patterns: rf"[{UNSPACED_CLASS}]".
+UNSPACED_CLASS = _class((_KANA, *_HAN_RANGES, *_CJK_PUNCTUATION_RANGES))
+CJK_PUNCTUATION_CLASS = _class(_CJK_PUNCTUATION_RANGES)
+
+
 def _within(char: str, ranges: tuple[tuple[int, int], ...]) -> bool:
     code = ord(char)
     return any(low <= code <= high for low, high in ranges)
