@@ -17,6 +17,7 @@ import stat
 import subprocess
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class Places:
     tmp: Path  # TMPDIR
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the run
     checks: list[Check] = field(default_factory=list)  # extra assertions after the run
+    skip: str = ""  # why this case cannot run here
 
 
 Setup = Callable[[Places], None]
@@ -126,7 +128,8 @@ def unix_socket(places: Places) -> None:
 
 def char_device(places: Places) -> None:
     if os.geteuid() != 0:
-        pytest.skip("making a device node needs root")
+        places.skip = "making a device node needs root"
+        return
     node = places.work / "null"
     os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # our own null device, never /dev/null
     places.checks.append(lambda result: _assert(stat.S_ISCHR(node.lstat().st_mode)))
@@ -202,6 +205,7 @@ def both(*setups: Setup) -> Setup:
 
 
 LONG = "x" * 300
+WORKERS = max(2, min(4, os.cpu_count() or 2))  # processes at once: mostly start-up, so a little overlap
 SAY = ("say", "Hello.")
 
 CASES = [
@@ -364,26 +368,64 @@ def snapshot(roots: dict[str, Path]) -> dict[str, tuple[str, str]]:
     return seen
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_bad_input(case: Case, tmp_path: Path) -> None:
-    places = Places(tmp_path / "work", tmp_path / "home", tmp_path / "tmp")
+@dataclass
+class Outcome:
+    places: Places
+    before: dict[str, tuple[str, str]]
+    result: subprocess.CompletedProcess[str] | None = None
+
+
+def _prepare(case: Case, root: Path) -> Outcome:
+    places = Places(root / "work", root / "home", root / "tmp")
     for folder in (places.work, places.home, places.tmp):
         folder.mkdir()
     (places.work / "good.mp4").write_bytes(GOOD)
     if case.setup is not None:
         case.setup(places)
-    roots = {"work": places.work, "home": places.home, "tmp": places.tmp}
-    before = snapshot(roots)
+    return Outcome(places, snapshot(_roots(places)))
 
-    environment = cli_env(places.home, TMPDIR=str(places.tmp), **places.env)
-    result = run(case.args, cwd=places.work, env=environment, stdin=case.stdin)
 
+def _roots(places: Places) -> dict[str, Path]:
+    return {"work": places.work, "home": places.home, "tmp": places.tmp}
+
+
+@pytest.fixture(scope="module")
+def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """Every selected case, run a few at a time: each is one short process, mostly start-up."""
+    selected = {
+        item.callspec.params["case"].id
+        for item in request.session.items
+        if hasattr(item, "callspec") and "case" in item.callspec.params
+    }
+    cases = [case for case in CASES if case.id in selected]
+    prepared = {case.id: _prepare(case, tmp_path_factory.mktemp(case.id)) for case in cases}
+
+    def execute(case: Case) -> None:
+        outcome = prepared[case.id]
+        if outcome.places.skip:
+            return
+        places = outcome.places
+        environment = cli_env(places.home, TMPDIR=str(places.tmp), **places.env)
+        outcome.result = run(case.args, cwd=places.work, env=environment, stdin=case.stdin)
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        list(pool.map(execute, cases))
+    return prepared
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input(case: Case, outcomes: dict[str, Outcome]) -> None:
+    outcome = outcomes[case.id]
+    if outcome.places.skip:
+        pytest.skip(outcome.places.skip)
+    places, result = outcome.places, outcome.result
+    assert result is not None
     assert result.returncode == case.code, describe(result)
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr, describe(result)
     if case.code != 0:
         # Ours ("digihuman: error: ...") or argparse's ("digihuman say: error: ...").
         assert ": error: " in result.stderr.strip().splitlines()[-1], describe(result)
-    after = snapshot(roots)
+    before, after = outcome.before, snapshot(_roots(places))
     changed = sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
     assert set(changed) <= set(case.creates), f"unexpected changes on disk: {changed}\n{describe(result)}"
     assert (places.work / "good.mp4").read_bytes() == GOOD or "work/good.mp4" in case.creates
