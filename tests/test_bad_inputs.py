@@ -192,6 +192,10 @@ def unused_port_url(places: Places) -> None:
     places.env["DIGIHUMAN_LLM__URL"] = f"http://127.0.0.1:{free_port()}"
 
 
+def one_line(places: Places) -> None:
+    places.checks.append(lambda result: _assert(len(result.stderr.strip().splitlines()) == 1))
+
+
 def _assert(condition: bool) -> None:
     assert condition
 
@@ -246,6 +250,7 @@ CASES = [
     Case("size-not-a-number", (*SAY, "--size", "big", "-o", "good.mp4"), 2),
     Case("unknown-character", (*SAY, "-c", "nobody", "-o", "good.mp4"), 2),
     Case("character-name-too-long", (*SAY, "-c", LONG, "-o", "good.mp4"), 2),
+    Case("character-name-multiline", (*SAY, "-c", "a\nb", "-o", "good.mp4"), 2, setup=one_line),
     Case("broken-character-chosen", (*SAY, "-c", "broken", "-o", "good.mp4"), 2, setup=broken_character),
     Case("unknown-voice", (*SAY, "-c", "badvoice", "-o", "good.mp4"), 3, setup=bad_voice),
     Case(

@@ -434,7 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"digihuman: error: {exc}", file=sys.stderr)
+        # One line, even when a message quotes what the user typed (`-c $'a\nb'`).
+        print(f"digihuman: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("digihuman: interrupted", file=sys.stderr)
