@@ -27,7 +27,10 @@ if TYPE_CHECKING:  # checked by mypy, never run: importing every backend would b
     from digihuman.llm.ollama import OllamaLLM
     from digihuman.llm.openai_compat import OpenAICompatLLM
     from digihuman.output.recorder import Mp4Recorder, TurnRecorder
+    from digihuman.output.speaker import SpeakerSink
     from digihuman.output.window import WindowPlayer
+    from digihuman.server.media import WebSink
+    from digihuman.testing.fakes import FakeSink, ScriptedFace, ScriptedLLM, ScriptedTTS
     from digihuman.tts.chattts import ChatTtsTTS
     from digihuman.tts.edge import EdgeTTS
     from digihuman.tts.espeak import EspeakTTS
@@ -43,5 +46,8 @@ if TYPE_CHECKING:  # checked by mypy, never run: importing every backend would b
     def _llms(a: OllamaLLM, b: OpenAICompatLLM, c: LlamaCppLLM, d: GuessedOllama) -> list[LLM]:
         return [a, b, c, d]
 
-    def _sinks(a: Mp4Recorder, b: TurnRecorder, c: WindowPlayer) -> list[Sink]:
-        return [a, b, c]
+    def _sinks(a: Mp4Recorder, b: TurnRecorder, c: WindowPlayer, d: SpeakerSink, e: WebSink) -> list[Sink]:
+        return [a, b, c, d, e]
+
+    def _fakes(a: ScriptedTTS, b: ScriptedFace, c: ScriptedLLM, d: FakeSink) -> tuple[TTS, Face, LLM, Sink]:
+        return (a, b, c, d)

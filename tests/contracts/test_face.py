@@ -27,7 +27,9 @@ TURN = 7
 
 @pytest.fixture(params=[backend.param() for backend in FACE_BACKENDS])
 def backend(request: pytest.FixtureRequest) -> Backend[Face]:
-    return request.param
+    backend = request.param
+    backend.note_gaps(request)
+    return backend
 
 
 def speech(seconds: float) -> np.ndarray:

@@ -18,7 +18,9 @@ HELLO = [Message("system", "You are Ada. Answer in one sentence."), Message("use
 
 @pytest.fixture(params=[backend.param() for backend in LLM_BACKENDS])
 def backend(request: pytest.FixtureRequest) -> Backend[LLM]:
-    return request.param
+    backend = request.param
+    backend.note_gaps(request)
+    return backend
 
 
 async def test_deltas_and_usage(backend: Backend[LLM], request: pytest.FixtureRequest) -> None:

@@ -26,7 +26,9 @@ CHUNK_S = 0.2
 
 @pytest.fixture(params=[backend.param() for backend in SINK_BACKENDS])
 def backend(request: pytest.FixtureRequest) -> Backend[Sink]:
-    return request.param
+    backend = request.param
+    backend.note_gaps(request)
+    return backend
 
 
 def audio(turn_id: int, start_s: float) -> AudioChunk:

@@ -24,7 +24,9 @@ LONG = " ".join([SENTENCE] * 4)
 
 @pytest.fixture(params=[backend.param() for backend in TTS_BACKENDS])
 def backend(request: pytest.FixtureRequest) -> Backend[TTS]:
-    return request.param
+    backend = request.param
+    backend.note_gaps(request)
+    return backend
 
 
 async def speak(tts: TTS, text: str = SENTENCE) -> list[AudioChunk]:
