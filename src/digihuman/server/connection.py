@@ -41,8 +41,7 @@ class Connection:
 
     async def serve(self) -> None:
         session = self.session
-        resumed = session.outbox is not None or session.conversation.turns != [] or session.mic is not None
-        resumed = resumed or session.disconnected_at != session.created_at
+        resumed = session.connections > 0
         session.attach(self.outbox)
         sender = asyncio.create_task(self.outbox.run(), name="ws-send")
         settings = session.manager.settings.face
@@ -62,6 +61,8 @@ class Connection:
                 await self._receive_loop()
         finally:
             session.detach(self.outbox)
+            if session.closed:  # let the last `closed` event reach the page
+                await asyncio.wait({sender}, timeout=2.0)
             self.outbox.close()
             for task in (idle, sender):
                 task.cancel()
@@ -92,8 +93,7 @@ class Connection:
             await self._handle(dict(message))
 
     async def _wait_closed(self) -> None:
-        while not self.outbox.closed and not self.session.closed:
-            await asyncio.sleep(0.2)
+        await self.outbox.closed_event.wait()  # replaced by another page, or the session closed
 
     async def _handle(self, message: dict[str, Any]) -> None:
         try:

@@ -36,7 +36,7 @@ from digihuman.server import protocol
 
 logger = logging.getLogger(__name__)
 
-LEAD_S = 0.12  # the page schedules a turn's first audio this far ahead (jitter room): keep both in step
+LEAD_S = 0.06  # the page schedules a turn's first audio this far ahead (jitter room): keep both in step
 VIDEO_QUEUE = 64  # frames per connection (> buffer_ahead_s at 25 fps); older ones are dropped
 LATE_AUDIO_S = 0.02  # audio due sooner than this is late (the page uses the same margin)
 LATE_FRAME_S = 0.1  # a frame this far behind the clock is not worth encoding
@@ -85,6 +85,8 @@ class Outbox:
         self._audio_backlog_s = 0.0
         self._wake = asyncio.Event()
         self._closed = False
+        self.closed_event = asyncio.Event()
+        self._draining = False
         self.stats = OutboxStats()
         self.failed: BaseException | None = None
 
@@ -118,8 +120,13 @@ class Outbox:
             kept.append(item)
         self._control = kept
 
-    def close(self) -> None:
+    def close(self, drain: bool = False) -> None:
+        """Stop sending; with `drain`, control messages already queued (a last `closed`) still go out."""
+        if drain and not self._closed:
+            self._control = deque(item for item in self._control if isinstance(item, str))
+            self._draining = True
         self._closed = True
+        self.closed_event.set()
         self._wake.set()
 
     @property
@@ -134,7 +141,7 @@ class Outbox:
     async def run(self) -> None:
         """Send until closed; a send failure (the client went away) closes the outbox."""
         try:
-            while not self._closed:
+            while not self._closed or (self._draining and self._control):
                 if self._control:
                     item = self._control.popleft()
                     await self._send_item(item)
@@ -145,7 +152,7 @@ class Outbox:
                     await self._wake.wait()
         except Exception as exc:  # the socket closed under us: the connection handler notices
             self.failed = exc
-            self._closed = True
+            self.close()
 
     async def _send_item(self, item: str | bytes) -> None:
         await self._send(item)

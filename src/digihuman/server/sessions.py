@@ -13,7 +13,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -98,6 +98,7 @@ class WebSession:
         self.last_input_at = self.created_at
         self.disconnected_at: float | None = self.created_at
         self.mic: MicInput | None = None
+        self.connections = 0  # pages that have connected so far (a later one resumes)
         self.closed = False
         self.close_reason = ""
         self.stopped = False  # the Director ended (it failed): the session is closed soon
@@ -106,6 +107,9 @@ class WebSession:
         self._last_camera_at = 0.0
 
     async def start(self) -> None:
+        # A spare session may have waited a while: its lifetime starts now.
+        self.created_at = self.last_input_at = time.monotonic()
+        self.disconnected_at = self.created_at
         await self.conversation.start([self.sink])
         self._forwarder = asyncio.create_task(self._forward(), name=f"events-{self.id[:8]}")
         self._watcher = asyncio.create_task(self._watch(), name=f"director-{self.id[:8]}")
@@ -136,6 +140,7 @@ class WebSession:
         if self.outbox is not None:
             self.outbox.close()
         self.outbox = outbox
+        self.connections += 1
         self.sink.attach(outbox)
         self.disconnected_at = None
         self.touch()
@@ -217,7 +222,7 @@ class WebSession:
                 if task is not None:
                     await asyncio.gather(task, return_exceptions=True)
             if self.outbox is not None:
-                self.outbox.close()
+                self.outbox.close(drain=True)
 
 
 def event_message(event: SessionEvent) -> dict[str, Any]:
@@ -235,6 +240,10 @@ class SessionManager:
         self._asr_lock = asyncio.Lock()
         self._shared_llm: SharedLLM | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
+        self._spare: WebSession | None = None
+        self._spare_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._creating = 0
         self.loop: asyncio.AbstractEventLoop | None = None  # the server's, once started
         self.say_slots = asyncio.Semaphore(max(1, settings.server.max_sessions))
@@ -247,6 +256,31 @@ class SessionManager:
         self.loop = asyncio.get_running_loop()
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_forever(), name="session-reaper")
+            self._warming = asyncio.create_task(self._warm_up(), name="warm-up")
+
+    async def _warm_up(self) -> None:
+        """Import the conversation machinery and render the default character's idle clip now, so the
+        first page shows a face as fast as later ones."""
+        try:
+            import digihuman.director
+            import digihuman.llm.memory  # noqa: F401
+
+            character = await asyncio.to_thread(find_character, self.settings.character)
+            key = self._clip_key(character)
+            if key not in self._clips:
+                from digihuman.performer import make_face
+
+                face = await asyncio.to_thread(make_face, character, self.settings)
+                clip = self._clips[key] = IdleClip(self.settings.face.fps)
+                clip.start(face)
+                try:
+                    async for _ in clip.stream():
+                        pass
+                finally:
+                    await face.aclose()
+        except Exception as exc:  # a broken default character is reported when a page asks for it
+            logger.info("warming up failed: %s", exc)
+        self._refill_spare()
 
     def check_capacity(self) -> None:
         if len(self.sessions) + self._creating >= self.limit:
@@ -260,7 +294,9 @@ class SessionManager:
         self._creating += 1
         try:
             character = find_character(character_name or self.settings.character)
-            session = WebSession(self, character, self._llm())
+            session = self._take_spare(character)
+            if session is None:
+                session = WebSession(self, character, self._llm())
             try:
                 await session.start()
             except BaseException:
@@ -270,8 +306,44 @@ class SessionManager:
             self._creating -= 1
         self.sessions[session.id] = session
         session.idle_clip()  # start rendering it before the page asks
+        self._refill_spare()
         logger.info("web session %s: %s (%d open)", session.id[:8], character.id, len(self.sessions))
         return session
+
+    # A spare session for the default character, its voice and face already loaded, makes a page's face
+    # appear sooner; it is not counted as open and holds nothing but memory.
+
+    def _take_spare(self, character: Character) -> WebSession | None:
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.character.path == character.path:
+            return spare
+        if spare is not None:
+            self._background(spare.aclose("not needed"))
+        return None
+
+    def _refill_spare(self) -> None:
+        if self._spare is None and self._spare_task is None and self.loop is not None:
+            self._spare_task = asyncio.create_task(self._make_spare(), name="spare-session")
+
+    async def _make_spare(self) -> None:
+        try:
+            character = await asyncio.to_thread(find_character, self.settings.character)
+            spare = WebSession(self, character, self._llm())
+            try:
+                await spare.conversation.prepare()
+            except BaseException:
+                await spare.aclose("failed to prepare")
+                raise
+            self._spare = spare
+        except Exception as exc:  # a broken default character is reported when a page asks for it
+            logger.info("no spare session: %s", exc)
+        finally:
+            self._spare_task = None
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def get(self, session_id: str) -> WebSession:
         for known, session in self.sessions.items():
@@ -303,13 +375,15 @@ class SessionManager:
             return self._asr
 
     def idle_clip(self, character: Character, conversation: Conversation) -> IdleClip:
-        face = self.settings.face
-        key = (str(character.path), face.size, face.fps)
+        key = self._clip_key(character)
         clip = self._clips.get(key)
         if clip is None or clip.error is not None:
-            clip = self._clips[key] = IdleClip(face.fps)
+            clip = self._clips[key] = IdleClip(self.settings.face.fps)
             clip.start(conversation.face)
         return clip
+
+    def _clip_key(self, character: Character) -> tuple[str, int, int]:
+        return (str(character.path), self.settings.face.size, self.settings.face.fps)
 
     # -- lifetimes -------------------------------------------------------------------------------------
 
@@ -334,9 +408,12 @@ class SessionManager:
                 await self.close(session_id, reason)
 
     async def aclose(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            await asyncio.gather(self._reaper, return_exceptions=True)
+        for task in (self._reaper, self._warming, self._spare_task, *self._tasks):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if self._spare is not None:
+            await self._spare.aclose("the server stopped")
         await asyncio.gather(*(self.close(sid, "the server stopped") for sid in list(self.sessions)))
         if self._asr is not None:
             await self._asr.close_shared()

@@ -11,7 +11,7 @@ const METRICS = ["llm_first_token_s", "first_sentence_s", "tts_first_audio_s", "
 const $ = (id) => document.getElementById(id);
 const state = {
   ws: null, sessionId: null, character: null, player: null, mic: null, camera: null,
-  typedAt: new Map(), typedToAudioMs: null, reconnectSince: null, closed: false, lastTurn: null,
+  typedAt: new Map(), typedToAudioMs: null, typedToArrivalMs: null, reconnectSince: null, closed: false, lastTurn: null,
 };
 // For tests and the curious: the numbers the latency panel shows.
 window.digihuman = state;
@@ -185,6 +185,7 @@ function onMedia(buffer) {
     const typed = state.typedAt.get("pending");
     if (typed !== undefined && time === 0) {
       state.typedAt.delete("pending");
+      state.typedToArrivalMs = performance.now() - typed;
       state.typedToAudioMs = state.player.stats.firstAudioAt.get(turn) - typed;
       renderMetrics();
     }

@@ -3,10 +3,13 @@
 // (the output timestamp, so output latency is included) has reached. Between turns the idle clip loops
 // forwards and backwards. Every shown talking frame records pts vs the audio position: the A/V sync figure.
 
-const LEAD_S = 0.12;        // the first audio of a turn starts this far ahead (the server assumes the same)
+const LEAD_S = 0.06;        // the first audio of a turn starts this far ahead (the server assumes the same)
 const LATE_AUDIO_S = 0.02;  // a chunk due sooner than this starts LEAD_S later instead of being clipped
 const IDLE_AFTER_S = 0.12;  // three frame periods without a due talking frame: show the idle face
 const ACK_EVERY_MS = 200;
+// A frame is drawn when the clock is within half a display refresh of its pts: the error centres on 0
+// (early by up to ~8 ms, late by up to ~8 ms) instead of always late by up to one refresh.
+const DRAW_AHEAD_S = 0.008;
 
 export class Player {
   constructor(canvas, { onSubtitle, send }) {
@@ -135,7 +138,7 @@ export class Player {
     if (turn && turn.origin !== null) {
       const pos = this.position(turn);
       let due = null;
-      while (turn.frames.length && turn.frames[0].pts <= pos) {
+      while (turn.frames.length && turn.frames[0].pts <= pos + DRAW_AHEAD_S) {
         if (due) { due.bitmap.close(); this.stats.framesSkipped++; }
         due = turn.frames.shift();
       }
