@@ -56,8 +56,8 @@ def main() -> None:
             got["overhead_ms"] = got["arrival"] - got["first_sentence"]
             turns.append({k: round(v, 1) for k, v in got.items()})
         sync = page.evaluate(
-            "(() => { const s = window.digihuman.player.stats;"
-            " return {frames: s.framesShown, skipped: s.framesSkipped, mean_ms: s.syncMeanMs, max_ms: s.syncMaxMs}; })()"
+            "(() => { const s = window.digihuman.player.stats; return {frames: s.framesShown,"
+            " skipped: s.framesSkipped, mean_ms: s.syncMeanMs, max_ms: s.syncMaxMs}; })()"
         )
         browser.close()
     warm = turns[1:] or turns
