@@ -12,7 +12,8 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages (we may be root; skip quietly when we are not and they are present) ---
 debs=(libportaudio2 xvfb fonts-wqy-zenhei)  # the font: Chinese subtitles in the window and page
-[ $want_tests = 1 ] && debs+=(cmake)
+# Chromium for the web page tests, driven by playwright from pip (never `playwright install`: no download).
+[ $want_tests = 1 ] && debs+=(cmake chromium)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
