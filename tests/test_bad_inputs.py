@@ -535,10 +535,6 @@ class _HalfVoice:
         self.server.server_close()
 
 
-@pytest.mark.xfail(
-    reason="needs `say` to publish its MP4 only for an ok turn: Mp4Recorder(hold=True) + commit()",
-    strict=False,
-)
 def test_a_voice_failing_mid_text_leaves_the_old_file(tmp_path: Path) -> None:
     """The first sentence is spoken, the second fails: `say` exits 3 and out.mp4 is what it was."""
     voice = _HalfVoice()

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from digihuman.config import home_dir, toml_value
 from digihuman.errors import CharacterError
+from digihuman.lang import espeak_voice
+from digihuman.validation import describe_invalid
 
 CHARACTER_FILE = "character.toml"
 RIG_FILE = "rig.npz"
@@ -106,9 +108,7 @@ def load_character_dir(path: Path, source: Literal["shipped", "user"]) -> Charac
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CharacterError(f"{file} is not valid TOML: {exc}") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise CharacterError(f"{file}: key '{key}': {first['msg']}") from None
+        raise CharacterError(describe_invalid(exc, str(file))) from None
     except OSError as exc:
         raise CharacterError(f"cannot read {file}: {exc.strerror or exc}") from None
     return Character(id=path.name, path=path, spec=spec, source=source)
@@ -220,7 +220,7 @@ def create_character(
     landmarks = detect_landmarks(image)
     rig = build_rig(image, landmarks, size=face_size)
 
-    default_voice = "cmn" if language.startswith("zh") else "en-us"
+    default_voice = espeak_voice(language)  # one home: lang.py
     spec = CharacterSpec(
         name=name,
         language=language,

@@ -11,15 +11,21 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digihuman import __version__
 from digihuman.errors import UserError
 from digihuman.frontend.runner import Stopped, raise_stopped
 
+if TYPE_CHECKING:  # imported lazily at run time, to keep start-up fast
+    from digihuman.config import Settings
+    from digihuman.frontend.chat import TerminalOptions
+    from digihuman.frontend.mic import MicOptions
+
 log = logging.getLogger("digihuman")
 
 
-def _settings(args: argparse.Namespace):  # -> Settings, imported lazily to keep start-up fast
+def _settings(args: argparse.Namespace) -> Settings:  # Settings is imported lazily: fast start-up
     from digihuman.config import load_settings
 
     return load_settings(args.config)
@@ -47,7 +53,7 @@ def cmd_say(args: argparse.Namespace) -> int:
     return 0
 
 
-def _apply_llm_flags(settings, args: argparse.Namespace) -> None:  # settings: Settings
+def _apply_llm_flags(settings: Settings, args: argparse.Namespace) -> None:
     if args.llm:
         settings.llm.backend = args.llm
         if not args.llm_url and args.llm == "openai" and settings.llm.url.rstrip("/").endswith(":11434"):
@@ -60,7 +66,7 @@ def _apply_llm_flags(settings, args: argparse.Namespace) -> None:  # settings: S
         settings.llm.model = args.model
 
 
-def _terminal_options(args: argparse.Namespace, settings):  # -> TerminalOptions
+def _terminal_options(args: argparse.Namespace, settings: Settings) -> TerminalOptions:
     from digihuman.frontend.chat import TerminalOptions
 
     return TerminalOptions(
@@ -81,7 +87,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return chat(settings, _terminal_options(args, settings), once=args.once)
 
 
-def _mic_options(args: argparse.Namespace, spec: str):  # -> MicOptions
+def _mic_options(args: argparse.Namespace, spec: str) -> MicOptions:
     from digihuman.frontend.mic import MicOptions
 
     return MicOptions(spec, push_to_talk=getattr(args, "push_to_talk", False), language=args.language)

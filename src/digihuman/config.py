@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from digihuman.errors import ConfigError
+from digihuman.validation import describe_invalid, first_problem
 
 ENV_PREFIX = "DIGIHUMAN_"
 DEFAULT_API_KEY = "not-needed"
@@ -138,12 +139,21 @@ class ListenSettings(Section):
     min_speech_s: float = Field(0.15, ge=0, description="Voiced time before speech counts.")
     min_silence_s: float = Field(0.2, ge=0, description="Unvoiced time that makes a pause.")
     pre_roll_s: float = Field(0.4, ge=0, le=2, description="Audio kept before speech starts.")
-    turn_check_after_s: float = Field(0.2, ge=0, description="Silence before Smart Turn is asked.")
-    turn_threshold: float = Field(0.5, gt=0, lt=1, description="Smart Turn P(complete) that ends the turn.")
+    turn_check_after_s: float = Field(0.3, ge=0, description="Silence before Smart Turn is asked.")
+    turn_threshold: float = Field(0.3, gt=0, lt=1, description="Smart Turn P(complete) that ends the turn.")
     max_silence_s: float = Field(1.6, gt=0, description="Silence that always ends the turn.")
     fallback_silence_s: float = Field(0.8, gt=0, description="Silence that ends the turn without Smart Turn.")
     barge_in_min_s: float = Field(0.3, ge=0, description="User speech over the character before it stops.")
     echo_cancel: bool = Field(True, description="Remove the character's own voice from the microphone.")
+
+
+class ServerSettings(Section):
+    host: str = Field("127.0.0.1", description="`digihuman serve` address; another host needs a token.")
+    port: int = Field(8000, ge=1, le=65535)
+    token: str = Field("", description="Bearer token for every request (required off 127.0.0.1).")
+    max_sessions: int = Field(4, ge=1, le=256, description="Open web sessions at once; more get 503.")
+    idle_timeout_s: float = Field(900.0, gt=0, description="A session without input this long closes.")
+    resume_s: float = Field(60.0, ge=0, description="A page that reconnects within this resumes its session.")
 
 
 class Settings(BaseSettings):
@@ -163,6 +173,7 @@ class Settings(BaseSettings):
     director: DirectorSettings = DirectorSettings()
     asr: ASRSettings = ASRSettings()
     listen: ListenSettings = ListenSettings()
+    server: ServerSettings = ServerSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -187,18 +198,9 @@ def config_path(explicit: str | Path | None = None) -> Path:
 
 def _describe(error: ValidationError, file: Path) -> str:
     """One line naming the bad key and where it came from: the file or an environment variable."""
-    first = error.errors()[0]
-    parts = [str(p) for p in first["loc"]]
-    key = ".".join(parts) or "(root)"
-    env_name = ENV_PREFIX + "__".join(parts).upper()
+    env_name = ENV_PREFIX + "__".join(first_problem(error).parts).upper()
     where = f"environment variable {env_name}" if env_name in os.environ else str(file)
-    if first["type"] == "extra_forbidden":
-        return f"{where}: unknown config key '{key}'"
-    return f"{where}: config key '{key}': {_message(first)} (got {first.get('input')!r})"
-
-
-def _message(error: Any) -> str:
-    return str(error["msg"]).removeprefix("Value error, ")
+    return describe_invalid(error, where, kind="config key")
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
@@ -245,8 +247,8 @@ def set_setting(settings: Settings, section: str, key: str, value: Any, *, flag:
     try:
         setattr(getattr(settings, section), key, value)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"{flag} {value}: {_message(first)} (config key {section}.{key})") from None
+        message = first_problem(exc).message
+        raise ConfigError(f"{flag} {value}: {message} (config key {section}.{key})") from None
 
 
 def to_toml(settings: Settings) -> str:

@@ -209,7 +209,7 @@ class Director:
             logger.info("%s", self.cost.summary_line())
 
     async def _wait_for_wake(self, deadline: float | None) -> None:
-        waits = [asyncio.ensure_future(self._wake.wait())]
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
         if deadline is not None:
             waits.append(asyncio.ensure_future(self.clock.sleep(deadline - self.clock.now())))
         try:

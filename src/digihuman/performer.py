@@ -36,6 +36,9 @@ def make_face(character: Character, settings: Settings) -> Face:
     if backend == "animator":
         return load_animator(character, settings)
     if backend in ("sadtalker", "wav2lip"):
+        from digihuman.face.subprocess_face import SubprocessFace
+
+        FaceClass: type[SubprocessFace]
         if backend == "sadtalker":
             from digihuman.face.sadtalker import SadTalkerFace as FaceClass
         else:

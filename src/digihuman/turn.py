@@ -213,8 +213,8 @@ class Turn:
             await self._stop_work()
             return self.result
         self._finishing = True
-        if (error := self._speech_error or self._llm_error) is not None:
-            self.result = self._finish("failed", _first_error(error))
+        if (failure := self._speech_error or self._llm_error) is not None:
+            self.result = self._finish("failed", _first_error(failure))
         else:
             self.result = self._finish("ok", None)
         await self._stop_work()

@@ -86,16 +86,16 @@ def _check_options(size: int, threads: int, frames: int) -> None:
     """The same limits as the config (face.size, face.threads), as one-line errors naming the flag."""
     from digihuman.config import FaceSettings
     from digihuman.errors import UserError
+    from digihuman.validation import first_problem
 
     if frames < 1:
         raise UserError(f"--frames {frames}: render at least one frame")
     try:
         FaceSettings(size=size, threads=threads)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        flag = {"size": "--size", "threads": "--threads"}[str(first["loc"][0])]
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise UserError(f"{flag} {first['input']}: {message}") from None
+        problem = first_problem(exc)
+        flag = {"size": "--size", "threads": "--threads"}[problem.parts[0]]
+        raise UserError(f"{flag} {problem.input}: {problem.message}") from None
 
 
 async def _render_all(animator: PortraitAnimator, pcm: np.ndarray) -> int:

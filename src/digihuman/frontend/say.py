@@ -58,8 +58,11 @@ async def _perform(session: Conversation, text: str, target: Path | None, play: 
     try:
         await session.prepare()
         sinks: list[Sink] = []
+        recorder: Mp4Recorder | None = None
         if target is not None:
-            sinks.append(Mp4Recorder(target, fps=settings.face.fps, size=settings.face.size))
+            # Held until the turn is known to be good: a failed run leaves the path as it found it.
+            recorder = Mp4Recorder(target, fps=settings.face.fps, size=settings.face.size, hold=True)
+            sinks.append(recorder)
         window = await open_window(session) if play else None
         if window is not None:
             sinks.insert(0, window)
@@ -67,6 +70,8 @@ async def _perform(session: Conversation, text: str, target: Path | None, play: 
         if target is not None and window is None and sys.stderr.isatty():
             progress = asyncio.create_task(_show_progress(sinks[0], target))
         result = await session.speak(text)
+        if recorder is not None and result.status == "ok":
+            await recorder.commit()  # before aclose, which discards an uncommitted file
         if window is not None and result.status == "ok":
             await asyncio.sleep(LINGER_S)
         return result

@@ -15,16 +15,9 @@ import bisect
 import re
 import unicodedata
 
-# --- characters -----------------------------------------------------------------------------------
+from digihuman.lang import is_cjk  # one home for script detection
 
-_CJK_RANGES = (
-    (0x3040, 0x30FF),  # Hiragana, Katakana
-    (0x3400, 0x4DBF),  # CJK Extension A
-    (0x4E00, 0x9FFF),  # CJK Unified Ideographs
-    (0xAC00, 0xD7AF),  # Hangul syllables
-    (0xF900, 0xFAFF),  # CJK Compatibility Ideographs
-    (0x20000, 0x2FA1F),  # CJK Extensions B..F and supplements
-)
+# --- characters -----------------------------------------------------------------------------------
 
 # Sentence ends that are always boundaries, and the ASCII ones that need a look at the next character.
 _CJK_HARD = frozenset("。！？；…｡")
@@ -39,11 +32,6 @@ _JOINERS = frozenset(".'’-")
 _FENCES = ("```", "~~~")
 # After a ".", these mean the text goes on: a domain, a path, a number, "e.g.,".
 _DOT_CONTINUES = frozenset("/@_-~#%&=+,;:，、")
-
-
-def is_cjk(char: str) -> bool:
-    code = ord(char)
-    return code >= 0x3040 and any(low <= code <= high for low, high in _CJK_RANGES)
 
 
 def is_word_char(char: str) -> bool:
