@@ -16,7 +16,7 @@ import pytest
 
 from digihuman.llm import make_llm
 from digihuman.llm.base import LLMError, Message, Usage
-from digihuman.llm.memory import CAMERA_TAG
+from digihuman.llm.memory import CAMERA_TAG, ConversationMemory, proactive_prompt
 from digihuman.llm.scene_words import SceneNotes, ask, in_words
 from digihuman.vision.camera import CameraFrame
 from digihuman.vision.scene import SceneEvent
@@ -61,7 +61,7 @@ def test_the_description_tells_events_people_stillness_and_looks() -> None:
     notes.note(SceneEvent("scene_changed", 0.0, 0.42, frame()), now=130.0)
     notes.note(SceneEvent("someone_arrived", 0.0, 1.0, frame()), now=150.0)
     text = notes.describe(162.0, frame().rgb_small)
-    assert text.startswith(CAMERA_TAG)
+    assert text.startswith("Camera report:")
     assert "32 s ago the scene changed (about 42% of the view); 12 s ago someone came into view" in text
     assert "1 person is in view now." in text
     assert "The scene has been still for 12 s." in text
@@ -76,6 +76,16 @@ def test_in_words_replaces_the_pictures_with_the_description() -> None:
     assert [m.images for m in worded] == [(), ()]
     assert worded[0] is LOOK[0]
     assert worded[1].content == f"What do you see?\n{describe()}"
+
+
+def test_in_words_puts_the_report_before_the_instruction_and_drops_talk_of_pictures() -> None:
+    memory = ConversationMemory("You are Ada.")
+    messages = memory.messages(prompt=proactive_prompt("someone_arrived", "<silent>"), images=[JPEG])
+    system, prompt = in_words(messages, "Camera report: 1 person is in view now.")
+    assert "attached pictures" not in system.content + prompt.content
+    assert "You cannot see pictures" in system.content
+    assert prompt.content.startswith(f"{CAMERA_TAG} Someone just came into view. Camera report: 1 person")
+    assert prompt.content.endswith("reply with exactly <silent> and nothing else.")
 
 
 async def test_a_brain_known_to_be_text_only_gets_words_and_a_single_warning(

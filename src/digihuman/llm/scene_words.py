@@ -70,7 +70,7 @@ class SceneNotes:
 
     def describe(self, now: float, rgb: np.ndarray | None = None) -> str:
         """A few sentences for the prompt: events and when, who is in view, stillness, light and colour."""
-        lines = ["You cannot see pictures; your camera describes the scene in words."]
+        lines = ["Camera report:"]
         if self.events:
             told = [f"{_ago(now - e.at)} {_event_words(e)}" for e in self.events]
             lines.append("Camera events, oldest first: " + "; ".join(told) + ".")
@@ -82,15 +82,41 @@ class SceneNotes:
         lines.append(f"The scene has been still for {_duration(now - still_since)}.")
         if rgb is not None and rgb.size:
             lines.append(_looks(rgb))
-        return f"{CAMERA_TAG} " + " ".join(lines)
+        return " ".join(lines)
+
+
+# What the prompts say about pictures, and what it becomes for a brain that gets words instead.
+_PICTURE_TALK = {
+    "The attached pictures are your latest camera frames, oldest first.": "",
+    "You only see what is in the attached pictures.": "You cannot see pictures: your camera tells you in "
+    "words what it notices.",
+}
 
 
 def in_words(messages: Sequence[Message], description: str) -> list[Message]:
-    """The messages with every picture taken out and the description added where they were."""
-    return [
-        Message(m.role, f"{m.content}\n{description}" if m.content else description) if m.images else m
-        for m in messages
-    ]
+    """The messages with the pictures taken out: the camera's report goes first in the message that had them
+    (the instruction stays last, where a small model heeds it), and talk of attached pictures is dropped."""
+    worded = []
+    for message in messages:
+        content = message.content
+        for said, instead in _PICTURE_TALK.items():
+            content = content.replace(f" {said}", f" {instead}".rstrip()).replace(said, instead)
+        if message.images:
+            content = _insert_report(content, description)
+        worded.append(
+            Message(message.role, content) if content != message.content or message.images else message
+        )
+    return worded
+
+
+def _insert_report(content: str, report: str) -> str:
+    """The report after the message's first sentence (what happened), before the instruction."""
+    if not content.strip():
+        return f"{CAMERA_TAG} {report}"
+    first, dot, rest = content.partition(". ")
+    if not dot:
+        return f"{content}\n{report}"
+    return f"{first}. {report} {rest}"
 
 
 async def ask(
