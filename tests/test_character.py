@@ -153,9 +153,9 @@ def no_face_work(monkeypatch: pytest.MonkeyPatch) -> None:
         def save(self, path: Path) -> None:
             path.write_bytes(b"rig")
 
-    monkeypatch.setattr("digihuman.face.portrait.load_portrait", lambda path: np.zeros((8, 8, 3), np.uint8))
-    monkeypatch.setattr("digihuman.face.landmarks.detect_landmarks", lambda image: None)
-    monkeypatch.setattr("digihuman.face.rig.build_rig", lambda image, landmarks, size: Rig())
+    monkeypatch.setattr(
+        "digihuman.face.prepare.rig_from_portrait", lambda path, size: (np.zeros((8, 8, 3), np.uint8), Rig())
+    )
 
 
 @pytest.mark.usefixtures("no_face_work")

@@ -12,7 +12,7 @@ from digihuman.heard import heard_prefix, join_text
 from digihuman.llm.base import LLMError, Usage
 from digihuman.media import Timing
 from digihuman.testing.fakes import FakeSink, Reply, ScriptedFace, ScriptedLLM, ScriptedTTS
-from digihuman.tts.text import clean_for_speech
+from digihuman.tts.clean import clean_for_speech
 from digihuman.turn import Stage, Turn, run_turn
 
 FIVE = "The cat sat down. It looked at me. Then it slept. The sun was warm. We all went home."

@@ -203,9 +203,8 @@ def create_character(
     The pack is assembled in a temporary folder and moved into place only when complete, so a
     failure leaves nothing behind.
     """
-    from digihuman.face.landmarks import detect_landmarks
-    from digihuman.face.portrait import load_portrait, save_portrait
-    from digihuman.face.rig import build_rig
+    from digihuman.face.portrait import save_portrait
+    from digihuman.face.prepare import rig_from_portrait
 
     slug = slugify(name)
     if not re.fullmatch(LANGUAGE_PATTERN, language):
@@ -216,9 +215,7 @@ def create_character(
     if voice_sample is not None and not voice_sample.is_file():
         raise CharacterError(f"voice sample {voice_sample} does not exist")
 
-    image = load_portrait(portrait)
-    landmarks = detect_landmarks(image)
-    rig = build_rig(image, landmarks, size=face_size)
+    image, rig = rig_from_portrait(portrait, face_size)
 
     default_voice = espeak_voice(language)  # one home: lang.py
     spec = CharacterSpec(

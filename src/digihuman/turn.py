@@ -59,7 +59,7 @@ def default_splitter() -> Splitter:
 
 
 def default_clean(text: str) -> str:
-    from digihuman.tts.text import clean_for_speech
+    from digihuman.tts.clean import clean_for_speech
 
     return clean_for_speech(text)
 

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from digihuman.tts.text import SentenceSplitter, clean_for_speech, count_units, split_long_text
+from digihuman.tts.clean import clean_for_speech
+from digihuman.tts.text import SentenceSplitter, count_units, split_long_text
 
 
 def split_whole(text: str, **options: int) -> list[str]:
@@ -389,3 +390,8 @@ def test_invisible_characters_never_reach_the_voice() -> None:
         spoken.encode("utf-8")  # what a C voice library receives
 
     check()
+
+
+def test_korean_keeps_the_spaces_between_its_words() -> None:
+    assert clean_for_speech("안녕 하세요") == "안녕 하세요"
+    assert clean_for_speech("你好 世界") == "你好世界"  # Chinese has no spaces between words

@@ -28,7 +28,7 @@ def say(
     """Speak `text` once. Writes `output` (MP4) and/or shows the window; returns the MP4 path if any."""
     from digihuman.output.recorder import check_writable
     from digihuman.output.window import display_available
-    from digihuman.tts.text import clean_for_speech
+    from digihuman.tts.clean import clean_for_speech
 
     if not clean_for_speech(text).strip():
         raise UserError("nothing to say: the text is empty (or only symbols, emoji or links)")
