@@ -204,8 +204,8 @@ def test_an_abort_stops_espeak_in_the_middle_of_a_synthesis() -> None:
             return self.checks > 1
 
     text = "This sentence is long enough that espeak delivers its audio in many separate buffers, one by one."
-    whole = espeak._synthesize_blocking(text, "en-us", 165, 50, threading.Event())
-    aborted = espeak._synthesize_blocking(text, "en-us", 165, 50, AbortAfterFirstBuffer())
+    whole = espeak._synthesize_blocking(text, "en-us", espeak.Prosody(), threading.Event())
+    aborted = espeak._synthesize_blocking(text, "en-us", espeak.Prosody(), AbortAfterFirstBuffer())
     assert len(whole.pcm) > 22050 * 3
     assert 0 < len(aborted.pcm) < len(whole.pcm) / 5
 

@@ -14,12 +14,14 @@ import ctypes
 import logging
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from digihuman import lang
 from digihuman.errors import BackendError, ConfigError
-from digihuman.media import AudioChunk, Timing
+from digihuman.lang import espeak_voice as voice_for_language  # one home: lang.py
+from digihuman.media import AudioChunk, Timing, chunk_audio
 from digihuman.tts.text import is_cjk, is_word_char, split_long_text
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ _EVENT_WORD = 1
 _EVENT_PHONEME = 7
 _PARAM_RATE = 1
 _PARAM_PITCH = 3
+_PARAM_RANGE = 4
+_PARAM_WORDGAP = 7
 _EE_OK = 0
 
 # Longer texts are synthesized piece by piece, so the first audio comes early and cancelling stops soon.
@@ -62,19 +66,22 @@ _SynthCallback = ctypes.CFUNCTYPE(
 )
 
 
-def voice_for_language(language: str) -> str:
-    """The espeak-ng voice for a language code: "zh" -> "cmn", "en" -> "en-us", "zh-HK" -> "yue"."""
-    code = language.strip().lower().replace("_", "-")
-    base = code.split("-")[0]
-    if code in {"zh-hk", "zh-mo", "zh-yue", "yue"}:
-        return "yue"
-    if base in {"zh", "cmn"}:
-        return "cmn"
-    if code in {"en-gb", "en-uk"}:
-        return "en"  # espeak's "en" is British English
-    if base == "en":
-        return "en-us"
-    return code or "en-us"
+@dataclass(frozen=True, slots=True)
+class Prosody:
+    """How espeak speaks: words per minute, base pitch and pitch range (0-100), gap between words (10 ms)."""
+
+    rate_wpm: int = 165
+    pitch: int = 50
+    pitch_range: int = 50
+    word_gap: int = 0
+
+
+# Per-voice defaults. Mandarin: tuned for intelligibility with benchmarks/voice_intelligibility.py.
+MANDARIN = Prosody()
+
+
+def prosody_for(voice: str) -> Prosody:
+    return MANDARIN if voice.split("+")[0] in ("cmn", "zh") else Prosody()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +152,7 @@ class _Engine:
         logger.info("espeak-ng initialized from %s at %d Hz", data_path, sample_rate)
 
     def _on_synth(self, wav: ctypes._Pointer, n_samples: int, events: ctypes._Pointer) -> int:
-        if n_samples > 0 and wav:
+        if n_samples > 0 and bool(wav):  # a NULL pointer is false
             self._pcm.append(ctypes.string_at(wav, n_samples * 2))
         index = 0
         while events[index].type != _EVENT_LIST_TERMINATED:
@@ -169,11 +176,13 @@ class _Engine:
             "such as en-us, en, cmn, yue, ja, fr or de"
         )
 
-    def synthesize(self, text: str, voice: str, rate_wpm: int, pitch: int, abort: threading.Event) -> _Speech:
+    def synthesize(self, text: str, voice: str, prosody: Prosody, abort: threading.Event) -> _Speech:
         self.set_voice(voice)
         # Parameters are global: set them on every call, since several voices may share the engine.
-        self._library.espeak_SetParameter(_PARAM_RATE, rate_wpm, 0)
-        self._library.espeak_SetParameter(_PARAM_PITCH, pitch, 0)
+        self._library.espeak_SetParameter(_PARAM_RATE, prosody.rate_wpm, 0)
+        self._library.espeak_SetParameter(_PARAM_PITCH, prosody.pitch, 0)
+        self._library.espeak_SetParameter(_PARAM_RANGE, prosody.pitch_range, 0)
+        self._library.espeak_SetParameter(_PARAM_WORDGAP, prosody.word_gap, 0)
         self._pcm, self._events, self._abort = [], [], abort
         encoded = text.encode("utf-8")
         try:
@@ -195,14 +204,14 @@ _LOCK = threading.Lock()
 _engine: _Engine | None = None
 
 
-def _synthesize_blocking(text: str, voice: str, rate_wpm: int, pitch: int, abort: threading.Event) -> _Speech:
+def _synthesize_blocking(text: str, voice: str, prosody: Prosody, abort: threading.Event) -> _Speech:
     global _engine
     with _LOCK:
         if abort.is_set():
             return _Speech(np.zeros(0, np.float32), _engine.sample_rate if _engine else 22050, (), ())
         if _engine is None:
             _engine = _Engine()
-        return _engine.synthesize(text, voice, rate_wpm, pitch, abort)
+        return _engine.synthesize(text, voice, prosody, abort)
 
 
 def _phoneme_timings(events: list[tuple[int, int, int, bytes]], duration_s: float) -> tuple[Timing, ...]:
@@ -298,8 +307,7 @@ def _voice_that_can_read(voice: str, text: str) -> str:
     espeak's English voices read each hanzi as "Chinese letter"; the Mandarin voice reads Chinese and
     switches to English for Latin words by itself.
     """
-    has_han = any("\u3400" <= char <= "\u9fff" or "\uf900" <= char <= "\ufaff" for char in text)
-    has_kana = any("\u3040" <= char <= "\u30ff" for char in text)  # Japanese: leave it to its voice
+    has_han, has_kana = lang.has_han(text), lang.has_kana(text)  # kana: Japanese, leave it to its voice
     if voice.startswith("en") and has_han and not has_kana:
         logger.debug("reading %r with the cmn voice instead of %s", text[:40], voice)
         return "cmn"
@@ -322,18 +330,39 @@ class EspeakTTS:
     name = "espeak"
 
     def __init__(
-        self, voice: str | None = None, rate_wpm: int = 165, pitch: int = 50, chunk_s: float = 0.2
+        self,
+        voice: str | None = None,
+        rate_wpm: int | None = None,
+        pitch: int | None = None,
+        chunk_s: float = 0.2,
+        pitch_range: int | None = None,
+        word_gap: int | None = None,
     ) -> None:
-        if not 80 <= rate_wpm <= 450:
+        if rate_wpm is not None and not 80 <= rate_wpm <= 450:
             raise ConfigError(f"espeak rate_wpm must be between 80 and 450, got {rate_wpm}")
-        if not 0 <= pitch <= 100:
-            raise ConfigError(f"espeak pitch must be between 0 and 100, got {pitch}")
+        for key, value in (("pitch", pitch), ("pitch_range", pitch_range)):
+            if value is not None and not 0 <= value <= 100:
+                raise ConfigError(f"espeak {key} must be between 0 and 100, got {value}")
+        if word_gap is not None and not 0 <= word_gap <= 50:
+            raise ConfigError(f"espeak word_gap must be between 0 and 50 (x 10 ms), got {word_gap}")
         if not 0.01 <= chunk_s <= 10:
             raise ConfigError(f"espeak chunk_s must be between 0.01 and 10 seconds, got {chunk_s}")
         self.voice = voice
-        self.rate_wpm = rate_wpm
-        self.pitch = pitch
         self.chunk_s = chunk_s
+        # Only what the character sets; the rest comes from the voice's defaults (see prosody_for).
+        self.overrides = {
+            k: v
+            for k, v in (
+                ("rate_wpm", rate_wpm),
+                ("pitch", pitch),
+                ("pitch_range", pitch_range),
+                ("word_gap", word_gap),
+            )
+            if v is not None
+        }
+
+    def prosody(self, voice: str) -> Prosody:
+        return replace(prosody_for(voice), **self.overrides)
 
     async def synthesize(self, text: str, language: str) -> AsyncIterator[AudioChunk]:
         text = text.strip()
@@ -347,7 +376,7 @@ class EspeakTTS:
             abort = threading.Event()
             try:
                 speech = await asyncio.to_thread(
-                    _synthesize_blocking, piece, voice, self.rate_wpm, self.pitch, abort
+                    _synthesize_blocking, piece, voice, self.prosody(voice), abort
                 )
             finally:
                 abort.set()  # when cancelled, the callback stops the running synthesis
@@ -358,7 +387,7 @@ class EspeakTTS:
     async def warm_up(self, language: str = "en") -> None:
         """Loads the engine and checks the voice ahead of the first sentence (ConfigError if unknown)."""
         voice = self.voice or voice_for_language(language)
-        await asyncio.to_thread(_synthesize_blocking, "", voice, self.rate_wpm, self.pitch, threading.Event())
+        await asyncio.to_thread(_synthesize_blocking, "", voice, self.prosody(voice), threading.Event())
 
     async def aclose(self) -> None:
         """Nothing to release: the engine is shared by the whole process and lives as long as it does."""
@@ -366,27 +395,12 @@ class EspeakTTS:
 
 def _chunks(speech: _Speech, offset_s: float, chunk_s: float, text: str) -> list[AudioChunk]:
     """Cuts one synthesis into chunks of about `chunk_s`; timings shift by `offset_s` into the utterance."""
-    rate = speech.sample_rate
-    step = max(1, round(chunk_s * rate))
-    phonemes = [_shifted(t, offset_s) for t in speech.phonemes]
-    words = [_shifted(t, offset_s) for t in speech.words]
-    chunks = []
-    for first in range(0, len(speech.pcm), step):
-        pcm = speech.pcm[first : first + step]
-        start_s = offset_s + first / rate
-        end_s = start_s + len(pcm) / rate
-        chunks.append(
-            AudioChunk(
-                pcm=pcm,
-                sample_rate=rate,
-                start_s=start_s,
-                phonemes=tuple(t for t in phonemes if t.start_s < end_s and t.end_s > start_s),
-                words=tuple(t for t in words if t.start_s < end_s and t.end_s > start_s),
-                text=text,
-            )
-        )
-    return chunks
-
-
-def _shifted(timing: Timing, offset_s: float) -> Timing:
-    return Timing(timing.label, timing.start_s + offset_s, timing.end_s + offset_s)
+    return chunk_audio(
+        speech.pcm,
+        speech.sample_rate,
+        chunk_s=chunk_s,
+        offset_s=offset_s,
+        phonemes=speech.phonemes,
+        words=speech.words,
+        text=text,
+    )
