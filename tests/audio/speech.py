@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
@@ -42,16 +43,29 @@ def piper(text: str) -> np.ndarray:
 @cache
 def espeak(text: str, language: str = "zh") -> np.ndarray:
     """The embedded espeak-ng voice (English or Mandarin) saying `text`."""
+    return trim(espeak_timed(text, language)[0])
+
+
+@cache
+def espeak_timed(text: str, language: str = "zh") -> tuple[np.ndarray, tuple[tuple[str, float, float], ...]]:
+    """Untrimmed espeak speech with its word timings (label, start s, end s)."""
     from digihuman.tts.espeak import EspeakTTS
 
-    async def run() -> tuple[np.ndarray, int]:
+    async def run() -> tuple[np.ndarray, int, list]:
         tts = EspeakTTS()
         chunks = [c async for c in tts.synthesize(text, language)]
         await tts.aclose()
-        return np.concatenate([c.pcm for c in chunks]), chunks[0].sample_rate
+        return (
+            np.concatenate([c.pcm for c in chunks]),
+            chunks[0].sample_rate,
+            [w for c in chunks for w in c.words],
+        )
 
-    pcm, rate = asyncio.run(run())
-    return trim(to_16k(pcm * 0.8, rate))
+    # its own loop in its own thread: callers may be inside a running loop (async tests)
+    with ThreadPoolExecutor(1) as pool:
+        pcm, rate, words = pool.submit(asyncio.run, run()).result()
+    timings = tuple(sorted({(w.label, w.start_s, w.end_s) for w in words}, key=lambda w: w[1]))
+    return to_16k(pcm * 0.8, rate), timings
 
 
 def trim(pcm: np.ndarray, floor: float = 0.01) -> np.ndarray:

@@ -3,8 +3,9 @@
 Silence alone is a poor judge: "I'd like to ... um ... book a table" pauses longer than many finished
 sentences do. Smart Turn v3.2 (pipecat-ai/smart-turn-v3, BSD-2) listens to the last 8 s of the turn and
 gives P(complete) from its intonation and words. The policy (`TurnDetector`): after a short silence ask Smart
-Turn; P >= threshold ends the turn at once; otherwise ask again as the silence grows, and end anyway after
-`max_silence_s`. Without the model the turn ends after `fallback_silence_s` of silence.
+Turn; P >= threshold ends the turn, unless the transcript so far plainly stops mid-sentence
+(`sounds_unfinished`: "...remind me to", a trailing ellipsis); otherwise ask again as the silence grows, and
+end anyway after `max_silence_s`. Without the model the turn ends after `fallback_silence_s` of silence.
 
 Smart Turn's input (read from pipecat-ai 1.14's local_smart_turn_v3.py and checked on the ONNX):
 `input_features` (batch, 80, 800) = Whisper's log-mel spectrogram (n_fft 400, hop 160, 80 Slaney mel bins,
@@ -15,6 +16,7 @@ already a sigmoid.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -32,7 +34,7 @@ N_MELS = 80
 N_SAMPLES = WINDOW_S * SAMPLE_RATE
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     # Slaney's mel scale: linear below 1 kHz, logarithmic above (what Whisper's filters use).
     hz = np.asarray(hz, np.float64)
     mel = 3.0 * hz / 200.0
@@ -96,13 +98,65 @@ class SmartTurn:
         return float(np.asarray(prob).reshape(-1)[0])
 
 
+# Words a sentence does not end on: articles, conjunctions, possessives, fillers ...
+_DANGLING = frozenset(
+    {"a", "an", "the", "and", "or", "but", "because", "if", "than", "my", "your", "our", "their", "his"}
+    | {"its", "whose", "to", "um", "uh", "er"}
+)
+# ... and words it rarely ends on outside a question ("Where are you from?" is finished).
+_DANGLING_UNLESS_QUESTION = frozenset(
+    {"could", "would", "should", "can", "will", "shall", "may", "might", "must", "is", "are", "was", "were"}
+    | {
+        "be",
+        "been",
+        "that",
+        "which",
+        "who",
+        "when",
+        "where",
+        "with",
+        "for",
+        "about",
+        "in",
+        "on",
+        "at",
+        "from",
+    }
+    | {"by", "into", "i", "we", "they"}
+)
+# Chinese clause openers left hanging ("如果明天下雨的话", "因为我累所以").
+_DANGLING_ZH = (
+    *("的话", "所以", "因为", "但是", "而且", "然后", "如果"),
+    *("就是", "还有", "或者", "和", "跟", "把", "被"),
+)
+
+
+def sounds_unfinished(text: str) -> bool:
+    """Does the transcript so far stop mid-sentence? A trailing ellipsis, comma or dash (Whisper's marks for
+    speech that breaks off) or a dangling word ("...we could", "remind me to")."""
+    stripped = text.strip()
+    if not stripped:
+        return False
+    if stripped.endswith(("...", "…", ",", "，", "-", "—", "、")):
+        return True
+    core = stripped.rstrip(".?!。？！ ")
+    if any(core.endswith(word) for word in _DANGLING_ZH):
+        return True
+    words = re.findall(r"[a-z']+", core.lower())
+    if not words or not core[-1:].isalpha():
+        return False
+    return words[-1] in _DANGLING or (not stripped.endswith("?") and words[-1] in _DANGLING_UNLESS_QUESTION)
+
+
 @dataclass(frozen=True, slots=True)
 class TurnParams:
-    """When a pause ends the turn. Defaults measured on the labelled set (benchmarks/listening.py)."""
+    """When a pause ends the turn. The defaults were the best of a grid on the labelled set of
+    tests/audio/turn_set.py (counting a premature end twice as bad as a late one); benchmarks/listening.py
+    reports the error rates and delays they give."""
 
-    check_after_s: float = 0.2  # silence before Smart Turn is first asked
+    check_after_s: float = 0.3  # silence before Smart Turn is first asked
     recheck_every_s: float = 0.3  # ask again as the silence grows: P rises on finished turns
-    threshold: float = 0.5  # P(complete) that ends the turn
+    threshold: float = 0.3  # P(complete) that ends the turn (the words can still veto it)
     max_silence_s: float = 1.6  # the turn ends after this much silence whatever Smart Turn says
     fallback_silence_s: float = 0.8  # without Smart Turn: silence alone ends the turn
 
@@ -119,18 +173,26 @@ class TurnDetector:
         self.smart_turn = smart_turn
         self.last_prob: float | None = None
         self._next_check_s = self.params.check_after_s
+        self._vetoed = False
 
     def reset(self) -> None:
         self.last_prob = None
         self._next_check_s = self.params.check_after_s
+        self._vetoed = False
+
+    def veto(self) -> None:
+        """The words so far stop mid-sentence: in this pause only the silence limit ends the turn."""
+        self._vetoed = True
+        self.last_prob = None
 
     def should_check(self, silence_s: float) -> bool:
         if silence_s <= 0.0:
             # Speech resumed: the earlier answer no longer holds, the next pause starts over.
             self.last_prob = None
+            self._vetoed = False
             self._next_check_s = self.params.check_after_s
             return False
-        if not self.smart_turn or silence_s + 1e-9 < self._next_check_s:
+        if not self.smart_turn or self._vetoed or silence_s + 1e-9 < self._next_check_s:
             return False
         self._next_check_s = silence_s + self.params.recheck_every_s
         return True

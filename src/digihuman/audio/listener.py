@@ -30,9 +30,9 @@ import numpy as np
 from digihuman.asr.base import ASR, Transcript, normalize_language
 from digihuman.asr.streaming import StreamingTranscriber, StreamParams
 from digihuman.audio.echo import EchoCanceller
-from digihuman.audio.endpoint import WINDOW_S, SmartTurn, TurnDetector, TurnParams
+from digihuman.audio.endpoint import WINDOW_S, SmartTurn, TurnDetector, TurnParams, sounds_unfinished
 from digihuman.audio.source import FRAME_S, SAMPLE_RATE, AudioFrame, AudioSource
-from digihuman.audio.vad import SileroVAD, VADParams, VADSegmenter
+from digihuman.audio.vad import SileroVAD, VADParams, VADSegmenter, VADStep
 from digihuman.media import Timing
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ class Listener:
             if asyncio.iscoroutine(result):
                 await result
 
-    def _frame_work(self, samples: np.ndarray, t_s: float):  # -> (VADStep, samples)
+    def _frame_work(self, samples: np.ndarray, t_s: float) -> tuple[VADStep, np.ndarray]:
         allow = True
         if self.echo is not None:
             samples, allow = self.echo.process(samples)
@@ -221,7 +221,15 @@ class Listener:
                 self._prepared = True
             assert self.smart_turn is not None
             prob = await asyncio.to_thread(self.smart_turn, self._recent_audio(WINDOW_S))
-        if reason := self.detector.ended(step.silence_s, prob):
+        reason = self.detector.ended(step.silence_s, prob)
+        if reason == "smart_turn":
+            # The final text is needed before anyone can answer anyway: let it overrule a prosody that
+            # sounded finished when the words plainly are not ("...could you remind me to").
+            so_far = await self.transcriber.final(self._offset(step.speech_end_s + _FINAL_PAD_S))
+            if sounds_unfinished(so_far.text):
+                self.detector.veto()
+                reason = None
+        if reason:
             async for event in self._end_turn(reason, step.speech_end_s, frame):
                 yield event
 
