@@ -113,8 +113,23 @@ class Client:
         except websockets.ConnectionClosed:
             pass
 
-    def video_between(self, start: float, end: float) -> int:
-        return sum(1 for at, m in self.media if m.kind == protocol.VIDEO and start <= at < end)
+    def video_due_between(self, start: float, end: float, turn: int = 1) -> int:
+        """Frames due in [start, end) on a page that plays the turn in real time (from its first audio, like
+        the page: `LEAD_S` later) and that arrived before they were due: what a viewer actually saw."""
+        from digihuman.server.media import LEAD_S
+
+        first = next((at for at, m in self.media if m.kind == protocol.AUDIO and m.turn == turn), None)
+        if first is None:
+            return 0
+        origin = first + LEAD_S
+        return sum(
+            1
+            for at, m in self.media
+            if m.kind == protocol.VIDEO
+            and m.turn == turn
+            and start <= origin + m.t < end
+            and at <= origin + m.t
+        )
 
     def first(self, kind: int, after: float) -> float | None:
         return next((at for at, m in self.media if m.kind == kind and at >= after), None)

@@ -1,7 +1,8 @@
 """How many web sessions one machine holds while all of them speak: prints one JSON line.
 
 Each session gets a long reply (the stand-in LLM's endless `long` script) and its frames are counted at the
-client over a window while all speak at once; more sessions are added until one falls below 25 fps
+client over a window while all speak at once (frames due in the window on a page playing in real time that
+arrived in time); more sessions are added until one falls below 25 fps
 delivered (or `--max` is reached). The server runs in its own process; its CPU use is read from /proc.
 
 .venv/bin/python benchmarks/server_sessions.py [--start 2] [--max 12] [--window 8]
@@ -29,7 +30,7 @@ async def measure(server: Server, count: int, window_s: float) -> dict[str, obje
     cpu_before, start = cpu_seconds(server.process.pid), time.monotonic()
     await asyncio.sleep(window_s)
     end, cpu_after = time.monotonic(), cpu_seconds(server.process.pid)
-    fps = [round(c.video_between(start, end) / (end - start), 1) for c in clients]
+    fps = [round(c.video_due_between(start, end) / (end - start), 1) for c in clients]
     for client in clients:
         await client.send({"type": "interrupt"})
         await client.ws.close()
