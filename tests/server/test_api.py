@@ -258,7 +258,7 @@ def test_token_on_every_request_and_the_socket(ollama: OllamaTestServer) -> None
 
         with pytest.raises(InvalidStatus):
             connect(f"{running.ws_url}/v1/sessions/{session_id}/ws").close()
-        with connect(f"{running.ws_url}/v1/sessions/{session_id}/ws?token=s3cret") as ws:
+        with connect(f"{running.ws_url}/v1/sessions/{session_id}/ws?token=s3cret", max_queue=None) as ws:
             assert '"hello"' in str(ws.recv(timeout=10))
     finally:
         running.stop()

@@ -31,7 +31,13 @@ class SessionClient:
         query = f"?token={token}" if token else ""
         self._stack = contextlib.ExitStack()
         self.ws: ClientConnection = self._stack.enter_context(
-            connect(f"{ws_url}/v1/sessions/{session_id}/ws{query}", max_size=2**24, open_timeout=30)
+            # max_queue=None: a test that stops reading must not stall the close handshake (flow control).
+            connect(
+                f"{ws_url}/v1/sessions/{session_id}/ws{query}",
+                max_size=2**24,
+                open_timeout=30,
+                max_queue=None,
+            )
         )
         self.got = Received()
 

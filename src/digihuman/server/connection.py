@@ -67,6 +67,11 @@ class Connection:
             for task in (idle, sender):
                 task.cancel()
             await asyncio.gather(idle, sender, return_exceptions=True)
+            if session.outbox is not None or session.closed:
+                # Another page took the session over, or it closed: end this socket cleanly.
+                code, reason = (1000, "closed") if session.closed else (4409, "taken over by another page")
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=code, reason=reason)
 
     async def _send_idle_clip(self) -> None:
         clip = self.session.idle_clip()

@@ -300,7 +300,7 @@ async def say_mp4(manager: SessionManager, character: Character, text: str) -> b
     """One turn of fixed text recorded to a temporary MP4, returned as bytes."""
     from digihuman.output.recorder import Mp4Recorder
     from digihuman.session import Conversation
-    from digihuman.tts.text import clean_for_speech
+    from digihuman.tts.clean import clean_for_speech
 
     if not clean_for_speech(text).strip():
         raise ApiError(400, "nothing to say: the text is empty (or only symbols, emoji or links)")

@@ -133,6 +133,7 @@ function connect() {
     if (state.ws !== ws) return;
     state.ws = null;
     if (event.code === 4404 && !state.closed) return startSession($("character").value); // it expired
+    if (event.code === 4409) return showMessage(t("taken_over")); // the session is open in another tab
     if (state.closed || !state.sessionId || event.code === 1000) return;
     // The network blinked or the server restarted a worker: the same session resumes within a minute.
     state.reconnectSince ??= Date.now();

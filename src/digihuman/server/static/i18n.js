@@ -14,6 +14,7 @@ const TEXT = {
     first_frame_s: "first face frame", first_audio_played_s: "first audio played", total_s: "whole turn",
     typed_to_audio_ms: "typed → audio (browser)", av_sync_ms: "A/V sync, mean |Δ|", av_sync_max_ms: "A/V sync, max |Δ|",
     frames_shown: "frames shown", frames_dropped: "frames skipped", no_mic: "No microphone: ", no_camera: "No camera: ",
+    taken_over: "This conversation is open in another tab.",
   },
   zh: {
     unmute: "点击开启声音", placeholder: "说点什么……", send: "发送",
@@ -29,6 +30,7 @@ const TEXT = {
     first_frame_s: "首帧画面", first_audio_played_s: "开始播放", total_s: "整轮",
     typed_to_audio_ms: "输入 → 声音（浏览器）", av_sync_ms: "音画同步 平均|Δ|", av_sync_max_ms: "音画同步 最大|Δ|",
     frames_shown: "显示帧数", frames_dropped: "跳过帧数", no_mic: "没有麦克风：", no_camera: "没有摄像头：",
+    taken_over: "这个对话已在另一个标签页中打开。",
   },
 };
 
