@@ -35,8 +35,12 @@ def _piper():  # -> PiperVoice
 @cache
 def piper(text: str) -> np.ndarray:
     """Piper joe (a neural English voice) saying `text`, trimmed of its leading and trailing silence."""
+    from piper import SynthesisConfig
+
     voice = _piper()
-    pcm = np.concatenate([c.audio_float_array for c in voice.synthesize(text)])
+    # No sampling noise: the same text gives the same audio in every run (VITS samples by default).
+    config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    pcm = np.concatenate([c.audio_float_array for c in voice.synthesize(text, syn_config=config)])
     return trim(to_16k(pcm * 0.7, voice.config.sample_rate))
 
 

@@ -44,6 +44,10 @@ BACKCHANNELS = frozenset(
     | {"yep", "yes", "ok", "okay", "right", "sure", "oh", "ah", "um", "wow", "cool", "nice", "alright"}
 )
 _BACKCHANNEL_PHRASES = ("i see", "got it", "all right", "i know")
+# Hums however Whisper spells them ("Mmmm", "mm-mm", "Mm-hm", "Uh-huh", "Hmm", "Ahh"): only these letters.
+_HUM_PART = r"(h*m+|u+h*m*|a+h+|o+h+|h+u+h+|m+h+m+)"
+# No English word begins with "mm" or "hm": Whisper's "MMI", "MMO" for a hum are hums too.
+_HUM = re.compile(rf"{_HUM_PART}(-{_HUM_PART})*|(mm|hm)[\w-]*")
 _BACKCHANNEL_ZH = frozenset("嗯对是好哦啊噢喔行呀的哈")
 _FINAL_PAD_S = 0.15  # audio kept after the last voiced frame for the final decode (soft word endings)
 
@@ -121,7 +125,7 @@ def is_backchannel(text: str) -> bool:
     rest = f" {' '.join(words)} "
     for phrase in _BACKCHANNEL_PHRASES:
         rest = rest.replace(f" {phrase} ", " ")
-    return all(w.strip("-'") in BACKCHANNELS for w in rest.split())
+    return all(w.strip("-'") in BACKCHANNELS or _HUM.fullmatch(w.strip("-'")) for w in rest.split())
 
 
 class Listener:

@@ -2,7 +2,8 @@
 
 Three sources share one interface, an async iterator of `AudioFrame`s:
 - `DeviceSource`: a sound card through sounddevice (its callback thread pushes into the event loop);
-- `FileSource`: WAV, FLAC, MP3, OGG, ... decoded in memory by PyAV, at real-time pace or as fast as possible;
+- `FileSource`: WAV, FLAC, MP3, OGG, ... decoded in memory by PyAV, at real-time pace or as fast as possible
+  (`MemorySource` does the same for PCM already in memory);
 - `PushSource`: PCM pushed by someone else (the browser's microphone, a test).
 
 A frame's `t_s` is its start on the stream's own timeline (samples so far / 16 kHz), so timings are exact
@@ -211,14 +212,14 @@ def decode_file(path: str | Path) -> np.ndarray:
     return pcm
 
 
-class FileSource:
-    """An audio file as frames: at real-time pace (like a microphone) or, with `realtime=False`, at once."""
+class MemorySource:
+    """16 kHz PCM already in memory as frames: at real-time pace (like a microphone) or, with
+    `realtime=False`, as fast as the consumer takes them (each frame's `at` is when it was handed over)."""
 
-    def __init__(self, path: str | Path, realtime: bool = True, loop_forever: bool = False) -> None:
-        self.path = Path(path)
+    def __init__(self, pcm: np.ndarray, realtime: bool = True, loop_forever: bool = False) -> None:
+        self.pcm = _mono_float(pcm)
         self.realtime = realtime
         self.loop_forever = loop_forever
-        self.pcm = decode_file(self.path)  # decode up front: a bad file fails before anything starts
         self._closed = asyncio.Event()
 
     @property
@@ -249,6 +250,14 @@ class FileSource:
 
     async def close(self) -> None:
         self._closed.set()
+
+
+class FileSource(MemorySource):
+    """An audio file, decoded into memory up front (a bad file fails before anything starts)."""
+
+    def __init__(self, path: str | Path, realtime: bool = True, loop_forever: bool = False) -> None:
+        self.path = Path(path)
+        super().__init__(decode_file(self.path), realtime, loop_forever)
 
 
 class DeviceSource:
@@ -328,7 +337,7 @@ def _input_device(sd: Any, device: int | str | None) -> int:
         if isinstance(default, int) and any(i == default for i, _ in inputs):
             return default
         return inputs[0][0]
-    if isinstance(device, int) or (isinstance(device, str) and device.isdigit()):
+    if isinstance(device, int) or device.isdigit():  # device: int | str here
         index = int(device)
         if any(i == index for i, _ in inputs):
             return index
