@@ -9,9 +9,11 @@ foreign `Origin` on a WebSocket or a POST is rejected). Uploads and texts are si
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from digihuman import __version__
 from digihuman.config import Settings
 from digihuman.errors import UserError
+from digihuman.frontend.runner import Stopped
 from digihuman.server.sessions import SessionManager, UnknownSession
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,19 @@ def check_bind(host: str, token: str) -> None:
             f"--host {host} makes the server reachable from other machines: give --token SECRET "
             "(or server.token in the config)"
         )
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail with one line, before anything starts, when the address cannot be listened on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise UserError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port or --host"
+        ) from None
 
 
 class Guard:
@@ -177,6 +193,7 @@ def serve(settings: Settings, host: str, port: int, token: str) -> None:
     import uvicorn
 
     check_bind(host, token)
+    check_port(host, port)
     app = create_app(settings, token)
     url_host = f"[{host}]" if ":" in host else host
     hint = f"?token={token}" if token else ""
@@ -184,4 +201,7 @@ def serve(settings: Settings, host: str, port: int, token: str) -> None:
     config = uvicorn.Config(
         app, host=host, port=port, ws_max_size=WS_MAX_BYTES, log_level="warning", lifespan="on"
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM (the sessions close), then re-raises the signal:
+    # a signal is how a server is stopped, not an error.
+    with contextlib.suppress(Stopped, KeyboardInterrupt):
+        asyncio.run(uvicorn.Server(config).serve())
