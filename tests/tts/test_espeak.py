@@ -220,7 +220,23 @@ async def test_unknown_voice_is_a_config_error() -> None:
     assert await collect(EspeakTTS(), "Hello there.", "en")
 
 
-@pytest.mark.parametrize("options", [{"rate_wpm": 20}, {"pitch": 101}, {"chunk_s": 0}])
+@pytest.mark.parametrize(
+    "options",
+    [{"rate_wpm": 20}, {"pitch": 101}, {"chunk_s": 0}, {"pitch_range": -1}, {"word_gap": 51}],
+)
 def test_bad_parameters_are_config_errors(options: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         EspeakTTS(**options)  # type: ignore[arg-type]
+
+
+async def test_mandarin_speaks_slower_with_gaps_between_words_unless_set() -> None:
+    """The tuned Mandarin prosody (benchmarks/voice_intelligibility.py); English keeps its own."""
+    tuned = EspeakTTS("cmn")
+    assert tuned.prosody("cmn") == espeak.MANDARIN == espeak.Prosody(rate_wpm=140, word_gap=3)
+    assert tuned.prosody("en-us") == espeak.Prosody()  # Latin text read by an English voice
+    untuned = EspeakTTS("cmn", rate_wpm=165, word_gap=0)
+    assert untuned.prosody("cmn") == espeak.Prosody()
+    slow = sum(c.duration_s for c in await collect(tuned, CHINESE, "zh"))
+    fast = sum(c.duration_s for c in await collect(untuned, CHINESE, "zh"))
+    assert slow > 1.15 * fast
+    assert sounding(Utterance(await collect(tuned, "你好", "zh")).phonemes()) == NI_HAO
