@@ -15,8 +15,10 @@ spreading the phoneme string evenly over the audio (no alignments) measured wors
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from digihuman.errors import BackendError, ConfigError, MissingExtraError
-from digihuman.media import AudioChunk, Timing
+from digihuman.media import AudioChunk, Timing, chunk_audio
 from digihuman.tts.text import split_long_text
 
 logger = logging.getLogger(__name__)
@@ -115,7 +117,18 @@ def _load_voice(path: Path, threads: int, alignments: bool) -> _Voice:
 
 
 def _patched(path: Path) -> tuple[str | bytes, bool]:
-    """The model with its per-phoneme durations exposed as an output, or the plain model without onnx."""
+    """The model with its per-phoneme durations exposed as an output, or the plain model without onnx.
+
+    Patching takes a few hundred milliseconds, so the patched copy is kept in the model cache and later
+    processes load it directly.
+    """
+    stat = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    from digihuman.models import cache_dir
+
+    copy = cache_dir() / "piper-aligned" / f"{path.stem}-{key}.onnx"
+    if copy.is_file():
+        return str(copy), True
     try:
         import onnx
         from piper.patch_voice_with_alignment import add_alignment_output
@@ -130,7 +143,15 @@ def _patched(path: Path) -> tuple[str | bytes, bool]:
         add_alignment_output(model)
     except ValueError:  # already patched on disk, or a graph piper cannot patch
         return str(path), len(model.graph.output) > 1
-    return model.SerializeToString(), True
+    data = model.SerializeToString()
+    try:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        partial = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
+        partial.write_bytes(data)
+        partial.replace(copy)  # atomic: another process never loads half a model
+    except OSError as exc:  # a read-only cache only costs the patching next time
+        logger.debug("could not keep the patched voice at %s: %s", copy, exc)
+    return data, True
 
 
 class PiperTTS:
@@ -312,20 +333,4 @@ def _chunks(
     text: str,
 ) -> list[AudioChunk]:
     """Cuts one sentence into chunks of about `chunk_s`; timings shift by `offset_s` into the utterance."""
-    step = max(1, round(chunk_s * rate))
-    shifted = [Timing(t.label, t.start_s + offset_s, t.end_s + offset_s) for t in phonemes]
-    chunks = []
-    for first in range(0, len(pcm), step):
-        piece = pcm[first : first + step]
-        start_s = offset_s + first / rate
-        end_s = start_s + len(piece) / rate
-        chunks.append(
-            AudioChunk(
-                pcm=piece,
-                sample_rate=rate,
-                start_s=start_s,
-                phonemes=tuple(t for t in shifted if t.start_s < end_s and t.end_s > start_s),
-                text=text,
-            )
-        )
-    return chunks
+    return chunk_audio(pcm, rate, chunk_s=chunk_s, offset_s=offset_s, phonemes=phonemes, text=text)
