@@ -195,3 +195,35 @@ def test_spoken_conversation_through_the_microphone(
     finally:
         browser.close()
         running.stop()
+
+
+def test_camera_reload_and_a_new_character_from_the_page(
+    browser: Any, server: RunningServer, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    page = open_page(browser, server.url + "/")
+    first_id = page.evaluate("window.digihuman.sessionId")
+    # The fake camera's frames reach the model: the stand-in LLM says how many images came with the text.
+    page.click("#camera")
+    page.wait_for_timeout(1500)
+    page.fill("#text", "Look at me")
+    page.click("#send")
+    page.wait_for_function("window.digihuman.lastTurn !== null", timeout=60_000)
+    assert "I can see" in page.evaluate("window.digihuman.lastTurn.text_spoken")
+    page.click("#camera")
+    # A reload resumes the same conversation.
+    page.reload()
+    page.wait_for_function("window.digihuman?.hello?.resumed === true", timeout=15_000)
+    assert page.evaluate("window.digihuman.sessionId") == first_id
+    # "New character": the CLI's refusal for a photo without a face, shown on the page.
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((200, 200, 3), 220, np.uint8)).save(blank)
+    page.click("#new-character summary")
+    page.fill("#create-form input[name=name]", "Blank")
+    page.set_input_files("#create-form input[name=portrait]", str(blank))
+    page.click("#create-form button[type=submit]")
+    page.wait_for_selector("#create-status.error", timeout=30_000)
+    assert "no face found in the portrait" in page.text_content("#create-status")
+    assert page.errors == []
+    page.context.close()

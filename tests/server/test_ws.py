@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
-from digihuman.server import protocol
+from digihuman.server import media, protocol
 from tests.llm.ollama_server import OllamaTestServer
 from tests.server.conftest import RunningServer
-from tests.server.wsclient import Received, SessionClient
+from tests.server.wsclient import Received, SessionClient, stalled_page
 
 
 def new_session(server: RunningServer, character: str = "ada") -> str:
@@ -191,3 +193,35 @@ def test_idle_and_abandoned_sessions_are_closed(server: RunningServer) -> None:
     assert left.closed and left.close_reason == "the page left"  # never connected within resume_s
     with httpx.Client(base_url=server.url) as http:
         assert http.get(f"/v1/sessions/{idle.id}/turns").status_code == 404
+
+
+def test_a_page_that_stops_reading_slows_neither_its_turn_nor_another_session(server: RunningServer) -> None:
+    stalled_id, healthy_id = new_session(server), new_session(server)
+    stalled = stalled_page(server.ws_url, stalled_id, "I will not listen")
+    healthy = SessionClient(server.ws_url, healthy_id)
+    try:
+        healthy.send({"type": "user_text", "text": "I am listening"})
+        got = healthy.pump(turn_done(1), timeout=60)
+        [record] = got.of("turn")
+        audio = got.frames(protocol.AUDIO, turn=1)
+        audio_s = sum(len(a.payload) / 2 / a.extra for a in audio)
+        assert record["status"] == "ok" and record["metrics"]["total_s"] < audio_s + 2.0
+        assert len(got.frames(protocol.VIDEO, turn=1)) >= 0.8 * audio_s * 25
+        # The stalled page's turn ran on the server's clock all the same...
+        with server.client() as http:
+            for _ in range(100):
+                turns = http.get(f"/v1/sessions/{stalled_id}/turns").json()["turns"]
+                if turns:
+                    break
+                time.sleep(0.1)
+        assert turns[0]["status"] == "ok" and turns[0]["metrics"]["total_s"] < audio_s + 3.0
+        # ...its video waits in a bounded queue (the oldest dropped) while every audio chunk waits for it.
+        page = server.manager.get(stalled_id)
+        outbox, stalled_audio_s = page.outbox, page.sink.audio_s(1)
+        assert outbox is not None
+        queued_audio_s, queued_frames = outbox.backlog()
+        assert queued_frames <= media.VIDEO_QUEUE and outbox.stats.sent_frames < stalled_audio_s * 25
+        assert outbox.stats.sent_audio_s + queued_audio_s == pytest.approx(stalled_audio_s), outbox.stats
+    finally:
+        stalled.close()
+        healthy.close()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +40,7 @@ class SessionClient:
                 max_size=2**24,
                 open_timeout=30,
                 max_queue=None,
+                close_timeout=2,
             )
         )
         self.got = Received()
@@ -78,3 +82,27 @@ class SessionClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def stalled_page(ws_url: str, session_id: str, text: str) -> socket.socket:
+    """A page that sends `text` and then never reads: a raw WebSocket with a tiny receive buffer, so the
+    server's sends to it block once the buffers are full."""
+    host, port = ws_url.removeprefix("ws://").rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /v1/sessions/{session_id}/ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(1)
+    assert b" 101 " in response.split(b"\r\n", 1)[0], response
+    payload = json.dumps({"type": "user_text", "text": text}).encode()
+    assert len(payload) < 126
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+    return sock

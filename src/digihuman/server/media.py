@@ -133,6 +133,10 @@ class Outbox:
     def closed(self) -> bool:
         return self._closed
 
+    def backlog(self) -> tuple[float, int]:
+        """(seconds of audio, video frames) waiting to be sent."""
+        return self._audio_backlog_s, len(self._video)
+
     def _put(self, item: str | bytes) -> None:
         if not self._closed:
             self._control.append(item)
@@ -270,6 +274,11 @@ class WebSink:
             self.outbox.drop_turn(turn_id)
             self.outbox.send_json({"type": "cancel", "turn": turn_id, "heard_s": round(heard, 3)})
         return heard
+
+    def audio_s(self, turn_id: int) -> float:
+        """Seconds of the turn's audio written so far."""
+        clock = self._clocks.get(turn_id)
+        return clock.written_s if clock is not None else 0.0
 
     def played_s(self, turn_id: int) -> float:
         clock = self._clocks.get(turn_id)
