@@ -230,3 +230,20 @@ def test_characters_new_and_say_with_a_piper_voice(piper_joe: Path, tmp_path: Pa
     assert_ok(spoken)
     info = assert_valid_mp4(output, size=128, min_audio_s=1.5)
     assert info is not None
+
+
+def test_the_patched_voice_is_kept_for_the_next_start(
+    piper_joe: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("onnx", reason="phoneme timings need onnx (extra: piper)")
+    from digihuman.models import cache_dir
+    from digihuman.tts import piper
+
+    monkeypatch.setattr(piper, "_VOICES", {})
+    assert piper._load_voice(piper_joe, 1, True).aligned
+    kept = list((cache_dir() / "piper-aligned").glob("en_US-joe-medium-*.onnx"))
+    assert len(kept) == 1 and not list(kept[0].parent.glob(".*.tmp"))
+    monkeypatch.setattr(piper, "_VOICES", {})
+    model, aligned = piper._patched(piper_joe)
+    assert aligned and model == str(kept[0])  # loaded from the cache, not patched again
