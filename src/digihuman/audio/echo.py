@@ -8,8 +8,11 @@ attenuated. We know exactly what was played (the reference), so two layers use i
    (tests/audio/test_echo.py: 30-200 ms delay, 6-20 dB attenuation, reverb, noise) it removes 13-26 dB and
    the VAD sees no speech in what is left.
 2. A reference-aware gate for the residue: while the reference is playing, a frame may count as speech only
-   if cancellation left most of its energy in place. The user's own voice survives cancellation (it is not in
-   the reference), an echo does not; so a frame whose energy fell by more than `gate_db` was the character.
+   if cancellation left most of its energy in place (the user's voice is not in the reference and survives
+   it; an echo does not: a frame that lost more than `gate_db` was the character) AND the microphone is
+   louder than the echo the room would return (`margin_db` above the recent reference envelope times the
+   echo path's gain, a running percentile of mic/reference). The second test catches what AEC3 misses at the
+   onset of each sentence, while its filter re-adapts after a pause.
 
 `play()` is called with what goes to the speaker, in playback order, as the player renders it; `process()`
 with each 512-sample microphone frame. Each stream (session) has its own canceller.
@@ -40,14 +43,20 @@ class EchoCanceller:
     reverberation); `gate_db` how much energy cancellation must remove for a frame to count as echo.
     """
 
-    def __init__(self, gate_db: float = 10.0, tail_s: float = 0.4, max_reference_s: float = 2.0) -> None:
+    def __init__(
+        self, gate_db: float = 10.0, margin_db: float = 4.0, tail_s: float = 0.4, max_reference_s: float = 2.0
+    ) -> None:
         try:
             from pywebrtc_audio import EchoCanceller as Aec3
         except ImportError:
             raise MissingExtraError("pywebrtc-audio", "asr") from None
         self._aec: Any = Aec3(sample_rate=SAMPLE_RATE, num_channels=1, stream_delay_ms=0)
         self.gate_db = gate_db
+        self.margin = 10 ** (margin_db / 20)
         self.tail_s = tail_s
+        tail_frames = max(1, round(tail_s / FRAME_S))
+        self._envelope: deque[float] = deque(maxlen=tail_frames)  # reference RMS over the room's tail
+        self._ratios: deque[float] = deque(maxlen=int(5.0 / FRAME_S))  # mic / envelope, for the echo gain
         self._lock = threading.Lock()  # play() comes from the player's thread, process() from the listener's
         self._framers: dict[int, Framer] = {}
         self._reference: deque[np.ndarray] = deque()
@@ -81,8 +90,9 @@ class EchoCanceller:
                 self._queued -= FRAME_SAMPLES
             else:
                 far = np.zeros(FRAME_SAMPLES, np.float32)
-        far_loud = _rms(far) > _SILENT_REF
-        self._since_loud_s = 0.0 if far_loud else self._since_loud_s + FRAME_S
+        far_rms = _rms(far)
+        self._envelope.append(far_rms)
+        self._since_loud_s = 0.0 if far_rms > _SILENT_REF else self._since_loud_s + FRAME_S
         mic = np.ascontiguousarray(mic, dtype=np.float32)
         far = np.ascontiguousarray(far, dtype=np.float32)
         clean = np.asarray(self._aec.process(mic, far), dtype=np.float32)
@@ -90,7 +100,13 @@ class EchoCanceller:
             return clean, True
         mic_rms, clean_rms = _rms(mic), _rms(clean)
         removed_db = 20 * np.log10((mic_rms + 1e-9) / (clean_rms + 1e-9))
-        user = removed_db < self.gate_db
+        envelope = max(self._envelope)
+        if envelope > _SILENT_REF:
+            self._ratios.append(mic_rms / envelope)
+        # The echo path's gain: a high percentile of the ratio (the envelope outlasts the echo in pauses,
+        # which lowers the typical ratio; the user talks over the character only a minority of the time).
+        expected_echo = envelope * float(np.percentile(self._ratios, 80)) if self._ratios else 0.0
+        user = removed_db < self.gate_db and mic_rms > self.margin * expected_echo
         if not user:
             self.echo_frames += 1
         return clean, user

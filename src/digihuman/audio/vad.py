@@ -24,6 +24,11 @@ from digihuman.errors import BackendError, MissingExtraError
 
 CONTEXT_SAMPLES = 64
 STATE_SHAPE = (2, 1, 128)
+# The recurrent state drifts on long streams (after minutes of echo residue it stops hearing speech):
+# like pipecat, reset it every 2 s of audio at the first quiet moment (5 windows in a row below 0.1).
+RESET_EVERY_FRAMES = int(2.0 / FRAME_S)
+RESET_LOW_FRAMES = 5
+RESET_LOW_PROB = 0.1
 _RESOLVE_LOCK = threading.Lock()
 
 
@@ -74,14 +79,22 @@ class SileroVAD:
     def reset(self) -> None:
         self._state = np.zeros(STATE_SHAPE, np.float32)
         self._context = np.zeros((1, CONTEXT_SAMPLES), np.float32)
+        self._since_reset = 0
+        self._low_run = 0
 
-    def __call__(self, samples: np.ndarray) -> float:
+    def __call__(self, samples: np.ndarray, quiet: bool = True) -> float:
+        """P(speech) for one frame. `quiet`: no speech segment is open, so the state may be refreshed."""
         if samples.shape != (FRAME_SAMPLES,):
             raise ValueError(f"Silero VAD takes {FRAME_SAMPLES} samples at 16 kHz, got {samples.shape}")
         x = np.concatenate([self._context, samples.reshape(1, -1).astype(np.float32, copy=False)], axis=1)
         prob, self._state = self._session.run(None, {"input": x, "state": self._state, "sr": self._sr})
         self._context = x[:, -CONTEXT_SAMPLES:]
-        return float(prob[0, 0])
+        p = float(prob[0, 0])
+        self._since_reset += 1
+        self._low_run = self._low_run + 1 if p < RESET_LOW_PROB else 0
+        if quiet and self._since_reset >= RESET_EVERY_FRAMES and self._low_run >= RESET_LOW_FRAMES:
+            self.reset()
+        return p
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +165,7 @@ class VADSegmenter:
 
     def step(self, samples: np.ndarray, t_s: float, allow: bool = True) -> VADStep:
         """One frame. `allow=False` (the echo gate: only the character's own voice) counts it as unvoiced."""
-        prob = self.vad(samples)
+        prob = self.vad(samples, quiet=not self.in_speech and self._candidate_start is None)
         p = self.params
         on = p.off_threshold if self.in_speech or self._candidate_start is not None else p.threshold
         voiced = allow and prob >= on
