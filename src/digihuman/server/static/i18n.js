@@ -2,8 +2,8 @@
 const TEXT = {
   en: {
     unmute: "Click to turn on sound", placeholder: "Say something…", send: "Send",
-    mic_on: "🎤 Microphone", mic_off: "🎤 Stop", hold_to_talk: "🎤 Hold to talk", hands_free: "hands-free",
-    push_to_talk: "push-to-talk", camera_on: "📷 Camera", camera_off: "📷 Stop camera", interrupt: "Stop talking",
+    mic_on: "Microphone", mic_off: "Stop", hold_to_talk: "Hold to talk", hands_free: "hands-free",
+    push_to_talk: "push-to-talk", camera_on: "Camera", camera_off: "Stop camera", interrupt: "Stop talking",
     character: "Character", new_character: "New character from a photo", name: "Name", portrait: "Photo",
     voice: "Voice sample (optional)", language: "Language", create: "Create", creating: "Creating…",
     created: "Created", latency: "Latency", conversation: "Conversation",
@@ -18,8 +18,8 @@ const TEXT = {
   },
   zh: {
     unmute: "点击开启声音", placeholder: "说点什么……", send: "发送",
-    mic_on: "🎤 麦克风", mic_off: "🎤 停止", hold_to_talk: "🎤 按住说话", hands_free: "免提",
-    push_to_talk: "按键说话", camera_on: "📷 摄像头", camera_off: "📷 关闭摄像头", interrupt: "打断",
+    mic_on: "麦克风", mic_off: "停止", hold_to_talk: "按住说话", hands_free: "免提",
+    push_to_talk: "按键说话", camera_on: "摄像头", camera_off: "关闭摄像头", interrupt: "打断",
     character: "角色", new_character: "用照片新建角色", name: "名字", portrait: "照片",
     voice: "声音样本（可选）", language: "语言", create: "创建", creating: "正在创建……",
     created: "已创建", latency: "延迟", conversation: "对话",
