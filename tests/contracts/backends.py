@@ -358,18 +358,13 @@ def _fake_sink(request: pytest.FixtureRequest, *, realtime: bool) -> Sink:
     return FakeSink(realtime=realtime)
 
 
-_WEB_CANCEL_GAP = (
-    "test_cancel_drops_the_rest_at_once",
-    "WebSink.cancel_turn leaves the turn's clock running: played_s keeps growing after the cut",
-)
-
 SINK_BACKENDS: list[Backend[Sink]] = [
     Backend("mp4", _mp4),
     Backend("turn-recorder", _turns),
     Backend("window", _window),
     Backend("speaker", _speaker),
-    Backend("web", lambda r: _web(r, attached=False), known_gaps=(_WEB_CANCEL_GAP,)),
-    Backend("web-attached", lambda r: _web(r, attached=True), known_gaps=(_WEB_CANCEL_GAP,)),
+    Backend("web", lambda r: _web(r, attached=False)),
+    Backend("web-attached", lambda r: _web(r, attached=True)),
     Backend("fake-player", lambda r: _fake_sink(r, realtime=True)),
     Backend("fake-recorder", lambda r: _fake_sink(r, realtime=False)),
 ]

@@ -192,9 +192,10 @@ class _TurnClock:
         return now - self.origin if self.origin is not None else 0.0
 
     heard_s: float = 0.0  # never runs backwards (a late chunk moves the origin later, not what was heard)
+    cut: bool = False  # cancelled: the clock stops where the page stopped
 
     def estimate(self, now: float) -> float:
-        if self.origin is not None:
+        if self.origin is not None and not self.cut:
             self.heard_s = max(self.heard_s, min(max(self.position(now), self.acked_s), self.written_s))
         return self.heard_s
 
@@ -256,18 +257,20 @@ class WebSink:
     async def end_turn(self, turn_id: int) -> None:
         """Return once the turn has (by the clock) been heard to its end."""
         clock = self._clocks.get(turn_id)
-        if clock is None:
-            return
+        if clock is None or clock.cut:
+            return  # nothing is left to play after a cancel
         if self.outbox is not None:
             self.outbox.send_json({"type": "end", "turn": turn_id, "audio_s": round(clock.written_s, 3)})
         while True:
             remaining = clock.written_s - clock.estimate(time.monotonic())
-            if remaining <= 0 or clock.done:
+            if remaining <= 0 or clock.done or clock.cut:
                 return
             await asyncio.sleep(min(remaining, 0.05))
 
     def cancel_turn(self, turn_id: int) -> float:
         heard = self.played_s(turn_id)
+        if (clock := self._clocks.get(turn_id)) is not None:
+            clock.cut = True
         if turn_id == self._turn:
             self._turn = None
         if self.outbox is not None:
