@@ -233,7 +233,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_sessions is not None:
         set_setting(settings, "server", "max_sessions", args.max_sessions, flag="--max-sessions")
     server = settings.server
-    serve(settings, args.host or server.host, args.port or server.port, args.token or server.token)
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert or args.tls_key else None
+    serve(settings, args.host or server.host, args.port or server.port, args.token or server.token, tls=tls)
     return 0
 
 
@@ -396,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default: config server.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: config server.port, 8000)")
     serve.add_argument("--token", help="require this bearer token (needed for a non-loopback --host)")
+    serve.add_argument("--tls-cert", metavar="PEM", help="certificate: serve HTTPS (the mic and camera")
+    serve.add_argument("--tls-key", metavar="PEM", help="key: need HTTPS in a browser off localhost)")
     serve.add_argument("--max-sessions", type=int, metavar="N", help="open sessions at once (default: 4)")
     serve.add_argument("-c", "--character", help="the page's first character (default: config `character`)")
     serve.add_argument("--llm", choices=["ollama", "openai", "llamacpp"], help="LLM backend")

@@ -188,18 +188,37 @@ def create_app(settings: Settings, token: str = "") -> Guard:
     return Guard(app, token, api=app)
 
 
-def serve(settings: Settings, host: str, port: int, token: str) -> None:
-    """Run the server until Ctrl-C; refuses a non-loopback host without a token."""
+def serve(
+    settings: Settings, host: str, port: int, token: str, *, tls: tuple[str | None, str | None] | None = None
+) -> None:
+    """Run the server until Ctrl-C; refuses a non-loopback host without a token. With `tls` (certificate
+    and key files) it serves HTTPS, which browsers need for the microphone and camera off localhost."""
     import uvicorn
 
     check_bind(host, token)
+    if tls is not None:
+        for flag, path in zip(("--tls-cert", "--tls-key"), tls, strict=True):
+            if not path or not Path(path).is_file():
+                raise UserError(
+                    f"{flag} {path or '(missing)'}: give both --tls-cert and --tls-key as PEM files"
+                )
     check_port(host, port)
     app = create_app(settings, token)
     url_host = f"[{host}]" if ":" in host else host
     hint = f"?token={token}" if token else ""
-    print(f"digihuman: serving http://{url_host}:{port}/{hint} (Ctrl-C stops)", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"digihuman: serving {scheme}://{url_host}:{port}/{hint} (Ctrl-C stops)", flush=True)
+    if tls is None and not is_loopback(host):
+        print("digihuman: note: browsers allow the mic and camera only over HTTPS: use --tls-cert/--tls-key")
     config = uvicorn.Config(
-        app, host=host, port=port, ws_max_size=WS_MAX_BYTES, log_level="warning", lifespan="on"
+        app,
+        host=host,
+        port=port,
+        ws_max_size=WS_MAX_BYTES,
+        log_level="warning",
+        lifespan="on",
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     # uvicorn shuts down gracefully on SIGINT/SIGTERM (the sessions close), then re-raises the signal:
     # a signal is how a server is stopped, not an error.
