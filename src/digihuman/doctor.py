@@ -81,18 +81,28 @@ def run_checks(settings: Settings) -> list[Check]:
     )
 
     llm = settings.llm
-    if llm.backend == "ollama":
-        name, start = "llm: ollama", f"start it with `ollama serve`, then `ollama pull {llm.model}`"
+    if llm.backend == "llamacpp":
+        from digihuman.llm.llamacpp import readiness
+
+        checks.append(Check("llm: llamacpp (built-in)", *readiness(llm)))
     else:
-        name, start = "llm: openai-compatible", "start llama-server / vLLM / LM Studio, or set llm.url"
-    up = _reachable(llm.url)
-    checks.append(Check(name, up, f"{llm.url} model {llm.model}", "" if up else start))
+        if llm.backend == "ollama":
+            name, start = "llm: ollama", f"start it with `ollama serve`, then `ollama pull {llm.model}`"
+        else:
+            name, start = "llm: openai-compatible", "start llama-server / vLLM / LM Studio, or set llm.url"
+        up = _reachable(llm.url)
+        checks.append(Check(name, up, f"{llm.url} model {llm.model}", "" if up else start))
     checks += [
         _package("ChatTTS", "ChatTTS", "ChatTTS voice", ".venv/bin/pip install 'digihuman[chattts]'"),
         _package(
             "edge_tts", "edge-tts", "edge-tts voice (online)", ".venv/bin/pip install 'digihuman[edge]'"
         ),
-        _package("llama_cpp", "llama-cpp-python", "llama.cpp server for tests", "scripts/setup.sh --test"),
+        _package(
+            "llama_cpp",
+            "llama-cpp-python",
+            "the built-in brain (--llm llamacpp)",
+            ".venv/bin/pip install 'digihuman[llamacpp]'",
+        ),
         Check(
             "gpt-sovits",
             sovits_up,

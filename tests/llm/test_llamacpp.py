@@ -18,7 +18,7 @@ from digihuman.config import LLMSettings
 from digihuman.errors import MissingExtraError, UserError
 from digihuman.llm import make_llm
 from digihuman.llm.base import LLMError, Message, Usage
-from digihuman.llm.llamacpp import DEFAULT_MODEL, LlamaCppLLM, model_spec
+from digihuman.llm.llamacpp import DEFAULT_MODEL, LlamaCppLLM, model_spec, readiness
 from digihuman.llm.no_brain import GuessedOllama
 from digihuman.llm.ollama import OllamaLLM
 from tests.llm.conftest import free_port
@@ -161,3 +161,17 @@ async def test_with_nothing_configured_a_missing_ollama_names_all_three_brains()
 def test_a_configured_ollama_keeps_its_own_error() -> None:
     llm = make_llm(LLMSettings(url="http://127.0.0.1:11434"))
     assert type(llm) is OllamaLLM
+
+
+def test_doctor_readiness_names_the_model_or_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    settings = LLMSettings(backend="llamacpp", model=str(model), n_threads=3)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
+    ok, detail, fix = readiness(settings)
+    assert ok and str(model) in detail and "3 threads" in detail and not fix
+    ok, detail, fix = readiness(LLMSettings(backend="llamacpp"))  # the default name, not downloaded here
+    assert not ok and DEFAULT_MODEL in detail and "models pull" in fix
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    ok, detail, fix = readiness(settings)
+    assert not ok and "digihuman[llamacpp]" in fix

@@ -41,6 +41,26 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "qwen2.5-0.5b-instruct"
 
 
+def readiness(settings: LLMSettings) -> tuple[bool, str, str]:
+    """For `digihuman doctor`: whether the built-in brain can start now, what it would run, and the fix."""
+    import importlib.util
+
+    from digihuman import models
+    from digihuman.errors import BackendError
+
+    spec = model_spec(settings)
+    if importlib.util.find_spec("llama_cpp") is None:
+        return False, "llama-cpp-python is not installed", ".venv/bin/pip install 'digihuman[llamacpp]'"
+    try:
+        path = models.resolve(spec, kind="llm", download=False)
+    except BackendError as exc:  # not downloaded yet: it will be on first use
+        return False, f"model {spec} is not downloaded yet (it downloads on first use)", str(exc)
+    except UserError as exc:
+        return False, str(exc), "set llm.model to a .gguf path or a model name"
+    threads = thread_count(settings)
+    return True, f"{path} ({threads} thread{'s' * (threads > 1)}, context {settings.n_ctx})", ""
+
+
 class _End:
     """The worker's last item: how many tokens the context holds (prompt + reply), for Usage."""
 
@@ -55,7 +75,10 @@ def model_spec(settings: LLMSettings) -> str:
 
 
 def thread_count(settings: LLMSettings) -> int:
-    return settings.n_threads or os.cpu_count() or 1
+    """llm.n_threads, or half the cores. llama.cpp's threads meet at a barrier after every step, so when one
+    is preempted (by the voice, the face or the event loop) the others spin: on 2 cores, 2 threads streamed
+    5 tokens/s during a spoken turn against 30 with 1 thread (benchmarks/brain.py --threads)."""
+    return settings.n_threads or max(1, (os.cpu_count() or 2) // 2)
 
 
 class _Channel:
@@ -196,7 +219,7 @@ class LlamaCppLLM:
                         break
                     channel.put(chunk)
             finally:
-                chunks.close()  # type: ignore[union-attr]
+                chunks.close()  # type: ignore[union-attr]  # stream=True always returns a generator
             channel.put(_End(llama.n_tokens))
         except Exception as exc:
             channel.put(self._error(exc))
