@@ -6,13 +6,14 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
 from digihuman.server import media, protocol
 from tests.llm.ollama_server import OllamaTestServer
-from tests.server.conftest import RunningServer
+from tests.server.conftest import RunningServer, server_settings, start_server
 from tests.server.wsclient import Received, SessionClient, stalled_page
 
 
@@ -225,3 +226,27 @@ def test_a_page_that_stops_reading_slows_neither_its_turn_nor_another_session(se
     finally:
         stalled.close()
         healthy.close()
+
+
+def test_a_microphone_that_cannot_start_says_so_once(ollama: OllamaTestServer, tmp_path: Path) -> None:
+    from digihuman.config import ListenSettings
+
+    settings = server_settings(ollama.url)
+    settings.listen = ListenSettings(vad_model=str(tmp_path / "missing-vad.onnx"))
+    running = start_server(settings)
+    try:
+        with running.client() as http:
+            session_id = http.post("/v1/sessions").json()["id"]
+        with SessionClient(running.ws_url, session_id) as client:
+            client.send({"type": "mic", "state": "start"})
+            error = client.pump(lambda r: bool(r.of("error")), timeout=30).of("error")[0]
+            assert error["source"] == "mic" and error["message"].startswith("the microphone cannot be used")
+            for _ in range(10):  # a page that keeps sending audio gets one error, not ten
+                client.send_raw(protocol.pack(protocol.MIC, 0, 0.0, 16000, b"\0\0" * 640))
+            client.send({"type": "ping"})
+            got = client.pump(lambda r: bool(r.of("pong")))
+            assert len(got.of("error")) == 2
+            client.send({"type": "user_text", "text": "Typing still works"})
+            assert client.pump(turn_done(1), timeout=60).of("turn")[0]["status"] == "ok"
+    finally:
+        running.stop()

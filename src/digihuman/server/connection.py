@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -24,6 +25,7 @@ from digihuman.server.sessions import WebSession, character_info
 logger = logging.getLogger(__name__)
 
 MIC_STATES = ("start", "stop")
+REPEAT_ERROR_S = 2.0
 
 
 class Connection:
@@ -32,6 +34,8 @@ class Connection:
         self.session = session
         self.outbox = Outbox(self._send, clock=session.sink.clock)
         self.hello_received = False
+        self._last_error = ""
+        self._last_error_at = 0.0
 
     async def _send(self, item: str | bytes) -> None:
         if isinstance(item, bytes):
@@ -115,6 +119,12 @@ class Connection:
             self.error(f"internal error: {exc}")
 
     def error(self, message: str) -> None:
+        # The same error again within a moment (every microphone chunk after a failed `mic start`) is
+        # said once: a page must not be flooded.
+        now = time.monotonic()
+        if self._last_error == message and now - self._last_error_at < REPEAT_ERROR_S:
+            return
+        self._last_error, self._last_error_at = message, now
         self.outbox.send_json({"type": "error", "message": message})
 
     async def _on_json(self, message: dict[str, Any]) -> None:
@@ -143,7 +153,12 @@ class Connection:
             if state not in MIC_STATES:
                 raise ProtocolError(f"mic: state must be {' or '.join(MIC_STATES)}")
             if state == "start":
-                await session.mic_start()
+                try:
+                    await session.mic_start()
+                except Exception as exc:  # e.g. a speech model missing: the page turns its mic off
+                    logger.warning("the microphone cannot start: %s", exc)
+                    message = f"the microphone cannot be used: {exc}"
+                    self.outbox.send_json({"type": "error", "message": message, "source": "mic"})
             else:
                 session.mic_stop()
         elif kind == "ping":

@@ -169,6 +169,7 @@ function onJson(m) {
     case "turn": showTurn(m); break;
     case "error":
       showMessage(m.message);
+      if (m.source === "mic") micOff();
       if (m.fatal) { state.sessionId = null; sessionStorage.removeItem("digihuman.session"); }
       break;
     case "closed": ended(m.reason); break;
@@ -281,6 +282,12 @@ async function toggleMic() {
   state.mic.enabled = true;
   button.setAttribute("aria-pressed", "true");
   button.textContent = t("mic_off");
+}
+
+function micOff() {
+  if (state.mic) state.mic.enabled = false;
+  $("mic").setAttribute("aria-pressed", "false");
+  updateMicLabel();
 }
 
 async function openMic() {
