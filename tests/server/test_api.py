@@ -232,6 +232,8 @@ def test_cross_origin_and_foreign_hosts_are_refused(server: RunningServer) -> No
     with server.client() as client:
         cross = client.post("/v1/sessions", json={}, headers={"Origin": "http://evil.example"})
         assert cross.status_code == 403 and "cross-origin" in cross.json()["error"]
+        sandboxed = client.post("/v1/sessions", json={}, headers={"Origin": "null"})
+        assert sandboxed.status_code == 403
         rebinding = client.get("/v1/health", headers={"Host": "evil.example"})
         assert rebinding.status_code == 403 and "--token" in rebinding.json()["error"]
         same = client.get("/v1/health", headers={"Origin": server.url})

@@ -95,7 +95,7 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "")
         origin = headers.get("origin")
-        if origin is not None and origin != "null":
+        if origin is not None:  # "null" too: a sandboxed frame or a file:// page is another origin
             unsafe = scope["type"] == "websocket" or scope.get("method") not in ("GET", "HEAD", "OPTIONS")
             if unsafe and urlsplit(origin).netloc != host:
                 return 403, f"requests from {origin} are not allowed (cross-origin)"
