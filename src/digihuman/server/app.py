@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 WS_MAX_BYTES = 4 * 1024 * 1024  # beyond this uvicorn closes the socket; below it the app answers `error`
 COOKIE = "digihuman_token"
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]", "testserver"}
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]"}
 
 
 def is_loopback(host: str) -> bool:
