@@ -119,6 +119,7 @@ class OpenAICompatASR:
         )
 
     def _transcript(self, response: Any, language: str | None, duration: float) -> Transcript:
+        text: str | None
         if isinstance(response, str):  # a server that answers text/plain whatever was asked
             text, detected, raw_words = response, None, None
         else:
