@@ -59,11 +59,12 @@ class TranscriptionServer:
                 self._send(status, {"error": {"message": message, "type": kind, "code": None}})
 
             def do_POST(self) -> None:
+                # Read the whole request first: answering early would reset the client's upload.
+                body = self.rfile.read(int(self.headers["Content-Length"]))
                 if self.path != "/v1/audio/transcriptions":
                     return self._error(404, f"no route {self.path}", "not_found")
                 if self.headers.get("Authorization") != f"Bearer {server.api_key}":
                     return self._error(401, "Incorrect API key provided", "invalid_request_error")
-                body = self.rfile.read(int(self.headers["Content-Length"]))
                 head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
                 form = BytesParser(policy=HTTP).parsebytes(head + body)
                 fields: dict[str, Any] = {}
