@@ -18,7 +18,7 @@ API (what the rest of the package calls)::
     cached() -> list[CachedModel]                       # complete models in the cache
     cache_dir() -> Path                                 # $DIGIHUMAN_HOME/models
 
-`kind` is one of KINDS ("llm", "voice", "asr", "turn"); given, it lets bare names through and rejects a
+`kind` is one of KINDS ("llm", "voice", "asr", "turn", "vad"); given, it lets bare names through and rejects a
 model of another kind. Files land in ``cache_dir()/<owner>--<repo>/`` in the repo's own layout, so a file
 can also be placed there by hand. Downloads go through huggingface_hub (``HF_ENDPOINT`` picks a mirror),
 with its progress bar on a terminal and one log line otherwise. huggingface_hub writes each file as
@@ -44,7 +44,7 @@ from digihuman.errors import BackendError, UserError
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("llm", "voice", "asr", "turn")
+KINDS = ("llm", "voice", "asr", "turn", "vad")
 INDEX_FILE = "index.json"  # names of models fetched by spec, so `cached()` can list them
 PIPER_REPO = "rhasspy/piper-voices"
 WHISPER_PATTERNS = ("config.json", "preprocessor_config.json", "model.bin", "tokenizer.json", "vocabulary.*")
@@ -379,7 +379,7 @@ def _check_reachable(endpoint: str) -> None:
 def _reason(exc: BaseException) -> str:
     """The innermost cause in one short line (huggingface_hub wraps network errors in long messages)."""
     while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]  # the loop test rules out None
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text if len(text) <= 120 else text[:117] + "..."
 
