@@ -1,11 +1,10 @@
 """The built-in brain: a GGUF chat model run in-process by llama.cpp (llama-cpp-python), no server needed.
 
-Why in-process rather than a managed `llama_cpp.server` child reached over HTTP: on the 0.5B fixture model
-with 2 threads on 2 cores (benchmarks/brain.py, README "Backends"), in-process loaded faster (0.35 s vs
-1.3 s until the server answered), started replies sooner (median first token 0.12 s vs 0.15 s), streamed
-faster (39 vs 34 tokens/s: no per-token JSON and SSE on the same two cores), answered again sooner after a
-cancel (0.15-0.19 s vs 0.20-0.35 s) and used less memory (600 vs 670 MB). It also needs no port and no child
-process to supervise, and it knows that a plain GGUF chat model reads no pictures without asking.
+Why in-process rather than a managed `llama_cpp.server` child reached over HTTP (benchmarks/brain.py
+--compare-server, README "Backends"): llama.cpp runs at the same speed either way (first token, tokens/s and
+first audio agreed within the noise of a shared 2-core machine), while in-process loads faster (0.4 s vs
+1.0-1.4 s until the server answers), uses less memory (580 vs 670 MB), needs no port and no child process to
+supervise, and knows without asking that a plain GGUF chat model reads no pictures.
 
 Every llama.cpp call runs on one worker thread (a `Llama` is not thread-safe): requests queue behind each
 other. Tokens cross to the event loop through an asyncio queue; closing the stream (a cancelled turn) sets a
