@@ -36,8 +36,9 @@ SNAP = """() => {
 }"""
 STATS = """() => {
   const s = window.digihuman.player.stats;
-  return {shown: s.framesShown, skipped: s.framesSkipped, mean: s.syncMeanMs, max: s.syncMaxMs, samples: s.syncSamples,
-          idle: s.idleFramesShown, firstIdle: s.firstIdleFrameMs, typed: window.digihuman.typedToAudioMs};
+  return {shown: s.framesShown, skipped: s.framesSkipped, mean: s.syncMeanMs, max: s.syncMaxMs,
+          samples: s.syncSamples, idle: s.idleFramesShown, firstIdle: s.firstIdleFrameMs,
+          typed: window.digihuman.typedToAudioMs};
 }"""
 
 
