@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,16 +18,29 @@ import pytest
 from digihuman.config import LLMSettings
 from digihuman.errors import MissingExtraError, UserError
 from digihuman.llm import make_llm
-from digihuman.llm.base import LLMError, Message, Usage
+from digihuman.llm.base import LLMError, Message, RequestRefused, Usage
 from digihuman.llm.llamacpp import DEFAULT_MODEL, LlamaCppLLM, model_spec, readiness
 from digihuman.llm.no_brain import GuessedOllama
 from digihuman.llm.ollama import OllamaLLM
+from digihuman.llm.scene_words import ask as ask_with_scene
 from tests.llm.conftest import free_port
 from tests.real_models import real_model_path
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 SYSTEM = Message("system", "You are Ada, a friendly companion. Answer in one short sentence.")
+
+
+class Hidden:
+    """A wrapper that passes requests through but says nothing about pictures."""
+
+    name = "hidden"
+
+    def __init__(self, llm: LlamaCppLLM) -> None:
+        self._llm, self.model = llm, llm.model
+
+    def stream(self, messages: Sequence[Message], usage: Usage | None = None) -> AsyncIterator[str]:
+        return self._llm.stream(messages, usage)
 
 
 def brain(model: Path | str, **overrides: object) -> LlamaCppLLM:
@@ -89,14 +103,26 @@ async def test_closing_the_stream_stops_generation_within_a_token(qwen: Path) ->
     assert waited - usage.duration_s < 1.0, (waited, usage)
 
 
-async def test_a_request_with_pictures_is_answered_without_them(qwen: Path) -> None:
+async def test_a_request_with_pictures_is_refused_so_the_caller_can_use_words(qwen: Path) -> None:
     llm = brain(qwen, num_predict=16)
     assert llm.accepts_images is False
+    with pytest.raises(RequestRefused, match="reads no pictures"):
+        await anext(llm.stream([Message("user", "Hi!", images=(b"\xff\xd8",))]))
+    assert llm.load_s is None  # refused before anything was loaded
+    # Behind a wrapper that hides `accepts_images` (the web server shares one model), words still arrive.
     usage = Usage()
-    try:
-        text = "".join([d async for d in llm.stream([Message("user", "Hi!", images=(b"\xff\xd8",))], usage)])
-    finally:
-        await llm.aclose()
+    text = "".join(
+        [
+            d
+            async for d in ask_with_scene(
+                Hidden(llm),
+                [Message("user", "Hi!", images=(b"\xff\xd8",))],
+                usage,
+                lambda: "Camera report: nobody is in view.",
+            )
+        ]
+    )
+    await llm.aclose()
     assert text and usage.images == 0
 
 

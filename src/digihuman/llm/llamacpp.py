@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from digihuman.config import LLMSettings
 from digihuman.errors import MissingExtraError, UserError
-from digihuman.llm.base import LLMError, Message, Usage
+from digihuman.llm.base import LLMError, Message, RequestRefused, Usage
 from digihuman.llm.guard import ReplyGuard
 from digihuman.llm.transport import next_chunk
 
@@ -118,7 +118,6 @@ class LlamaCppLLM:
         # One thread owns the model: loading, generating and freeing it never overlap.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
         self._loading: asyncio.Future[Llama] | None = None
-        self._warned_images = False
 
     async def preload(self) -> None:
         """Find (or download) the model file and load it; later calls return at once."""
@@ -126,10 +125,12 @@ class LlamaCppLLM:
 
     async def stream(self, messages: Sequence[Message], usage: Usage | None = None) -> AsyncIterator[str]:
         usage = usage if usage is not None else Usage()
+        if any(m.images for m in messages):
+            # Refused like a text-only server would: a caller (scene_words.ask) then sends words instead.
+            raise RequestRefused(
+                f"{self.model} reads no pictures (a GGUF chat model without a vision projector)"
+            )
         llama = await self._loaded()
-        if any(m.images for m in messages) and not self._warned_images:
-            self._warned_images = True
-            logger.warning("%s reads no pictures: the images in the request are left out", self.model)
         started = time.monotonic()
         guard = ReplyGuard(usage, model=self.model, token_budget=self.settings.num_predict, started=started)
         channel = _Channel(asyncio.get_running_loop())
