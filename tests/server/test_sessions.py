@@ -23,6 +23,7 @@ class OneAtATime:
         self.busy = False
         self.log: list[str] = []
         self.closed = False
+        self.accepts_images: bool | None = None
 
     async def _work(self, label: str) -> None:
         assert not self.busy, "two requests at once"
@@ -58,6 +59,9 @@ async def test_the_in_process_llm_serves_one_session_at_a_time() -> None:
 
     assert await asyncio.gather(ask("a"), ask("b"), shared.preload()) == ["ok", "ok", None]
     assert backend.log == ["a start", "a end", "b start", "b end", "preload start", "preload end"]
+    assert shared.accepts_images is None  # the wrapped model's, read and learned through the wrapper
+    shared.accepts_images = False
+    assert backend.accepts_images is False
     await shared.aclose()  # one session letting go does not close the model for the others
     assert not backend.closed
     await shared.close_shared()

@@ -157,8 +157,8 @@ class Connection:
                     await session.mic_start()
                 except Exception as exc:  # e.g. a speech model missing: the page turns its mic off
                     logger.warning("the microphone cannot start: %s", exc)
-                    message = f"the microphone cannot be used: {exc}"
-                    self.outbox.send_json({"type": "error", "message": message, "source": "mic"})
+                    problem = f"the microphone cannot be used: {exc}"
+                    self.outbox.send_json({"type": "error", "message": problem, "source": "mic"})
             else:
                 session.mic_stop()
         elif kind == "ping":

@@ -64,6 +64,16 @@ class SharedLLM:
     def model(self) -> str:
         return self._llm.model
 
+    @property
+    def accepts_images(self) -> bool | None:
+        """The wrapped model's (not in the LLM protocol: read and learned by llm/scene_words.py)."""
+        accepts: bool | None = getattr(self._llm, "accepts_images", None)
+        return accepts
+
+    @accepts_images.setter
+    def accepts_images(self, value: bool | None) -> None:
+        setattr(self._llm, "accepts_images", value)  # noqa: B010 - not in the LLM protocol
+
     async def stream(self, messages: Sequence[Message], usage: Usage | None = None) -> AsyncIterator[str]:
         async with self._lock:
             async for delta in self._llm.stream(messages, usage):
