@@ -146,18 +146,22 @@ def default_piper() -> Path | None:
 
 
 # espeak Mandarin settings tried by --sweep: rate (words per minute), pitch range (0-100), gap between
-# words (x 10 ms), and voice variants. The first is what espeak used before tuning.
+# words (x 10 ms), a voice variant. The first is how espeak spoke Mandarin before tuning; the shipped
+# default (tts/espeak.py MANDARIN) is 140 wpm, range 30, gap 3.
 SWEEP = (
     {"rate_wpm": 165, "pitch_range": 50, "word_gap": 0},
     {"rate_wpm": 140, "pitch_range": 50, "word_gap": 0},
     {"rate_wpm": 120, "pitch_range": 50, "word_gap": 0},
     {"rate_wpm": 140, "pitch_range": 100, "word_gap": 0},
-    {"rate_wpm": 140, "pitch_range": 50, "word_gap": 2},
     {"rate_wpm": 140, "pitch_range": 50, "word_gap": 3},
     {"rate_wpm": 140, "pitch_range": 50, "word_gap": 5},
-    {"rate_wpm": 130, "pitch_range": 50, "word_gap": 3},
-    {"rate_wpm": 150, "pitch_range": 50, "word_gap": 3},
+    {"rate_wpm": 120, "pitch_range": 50, "word_gap": 3},
+    {"rate_wpm": 120, "pitch_range": 50, "word_gap": 5},
+    {"rate_wpm": 130, "pitch_range": 50, "word_gap": 4},
+    {"rate_wpm": 140, "pitch_range": 20, "word_gap": 3},
     {"rate_wpm": 140, "pitch_range": 30, "word_gap": 3},
+    {"rate_wpm": 140, "pitch_range": 30, "word_gap": 5},
+    {"rate_wpm": 130, "pitch_range": 30, "word_gap": 4},
     {"rate_wpm": 140, "pitch_range": 70, "word_gap": 3},
     {"rate_wpm": 140, "pitch_range": 50, "word_gap": 3, "voice": "cmn+f2"},
 )
@@ -190,7 +194,11 @@ def main() -> None:
         "espeak-en": (lambda: EspeakTTS("en-us"), ENGLISH, "en"),
         "espeak-zh": (lambda: EspeakTTS("cmn"), CHINESE, "zh"),
         # Mandarin as espeak spoke it before tuning (its English prosody), for the before/after figure
-        "espeak-zh-untuned": (lambda: EspeakTTS("cmn", rate_wpm=165, word_gap=0), CHINESE, "zh"),
+        "espeak-zh-untuned": (
+            lambda: EspeakTTS("cmn", rate_wpm=165, pitch_range=50, word_gap=0),
+            CHINESE,
+            "zh",
+        ),
     }
     piper = args.piper or default_piper()
     if piper is not None:

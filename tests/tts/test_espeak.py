@@ -232,9 +232,9 @@ def test_bad_parameters_are_config_errors(options: dict[str, float]) -> None:
 async def test_mandarin_speaks_slower_with_gaps_between_words_unless_set() -> None:
     """The tuned Mandarin prosody (benchmarks/voice_intelligibility.py); English keeps its own."""
     tuned = EspeakTTS("cmn")
-    assert tuned.prosody("cmn") == espeak.MANDARIN == espeak.Prosody(rate_wpm=140, word_gap=3)
+    assert tuned.prosody("cmn") == espeak.MANDARIN == espeak.Prosody(rate_wpm=140, pitch_range=30, word_gap=3)
     assert tuned.prosody("en-us") == espeak.Prosody()  # Latin text read by an English voice
-    untuned = EspeakTTS("cmn", rate_wpm=165, word_gap=0)
+    untuned = EspeakTTS("cmn", rate_wpm=165, pitch_range=50, word_gap=0)
     assert untuned.prosody("cmn") == espeak.Prosody()
     slow = sum(c.duration_s for c in await collect(tuned, CHINESE, "zh"))
     fast = sum(c.duration_s for c in await collect(untuned, CHINESE, "zh"))

@@ -76,10 +76,11 @@ class Prosody:
     word_gap: int = 0
 
 
-# Per-voice defaults. Mandarin, tuned with benchmarks/voice_intelligibility.py (Whisper base): at 165 wpm
-# with no gap between words its syllables run together (CER ~0.75); slower, with 30 ms between words,
-# Whisper understands far more (CER ~0.4-0.5). Pitch range and the female variants measured no better.
-MANDARIN = Prosody(rate_wpm=140, word_gap=3)
+# Per-voice defaults. Mandarin, tuned with benchmarks/voice_intelligibility.py (Whisper base, 10 sentences):
+# at 165 wpm with no gap between words the syllables run together (CER 0.77); at 140 wpm with 30 ms between
+# words and a narrower pitch range (flatter intonation over the lexical tones) it measured 0.39. Slower
+# rates, longer gaps, other ranges and the female variant measured 0.42-0.64.
+MANDARIN = Prosody(rate_wpm=140, pitch_range=30, word_gap=3)
 
 
 def prosody_for(voice: str) -> Prosody:
