@@ -13,7 +13,7 @@ not pulled; pictures sent to a text-only model get a 400 worded like Ollama's ca
 `"qwen2.5:0.5b" does not support vision`) and recorded in `server.requests`, so tests can assert what the
 adapter sent.
 
-The model name selects a scripted behaviour (see MODELS). Start it from tests with
+The model name selects a scripted behaviour (see MODELS in ollama_models.py). Start it from tests with
 `OllamaTestServer().start()` or from a shell: `python -m tests.llm.ollama_server --port 11434`.
 It needs only the standard library.
 """
@@ -21,51 +21,46 @@ It needs only the standard library.
 from __future__ import annotations
 
 import argparse
-import binascii
 import json
-import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.llm.ollama_models import (  # re-exported: tests import them from here
+    MID_STREAM_ERROR,
+    MODELS,
+    ChatCall,
+    Model,
+    Step,
+    tokens,
+)
+from tests.llm.ollama_requests import (
+    HTTPFailure,
+    native_call,
+    openai_call,
+    parse_json,
+    prompt_tokens,
+)
+
+__all__ = [
+    "BUSY_ERROR",
+    "MID_STREAM_ERROR",
+    "MODELS",
+    "ChatCall",
+    "Model",
+    "OllamaTestServer",
+    "Step",
+    "tokens",
+]
+
 VERSION = "0.12.6"
 MAX_TOKENS = 4096  # a safety cap for num_predict -1 (unbounded) with the endless scripts
 BUSY_ERROR = "server busy, please try again.  maximum pending requests exceeded"
-MID_STREAM_ERROR = "an error was encountered while running the model: unexpected EOF"
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
-# One "token": a CJK character, a word with its trailing space, or a run of whitespace.
-_TOKEN = re.compile(
-    r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]|[^\s\u3000-\u303f\u3400-\u9fff\uff00-\uffef]+\s*|\s+"
-)
-_DURATION = re.compile(r"^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
-_BASE64_ALPHABET = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One scripted event: a token of thinking or content, a pause, or an error."""
-
-    kind: str  # "think" | "say" | "pause" | "error"
-    text: str = ""
-    seconds: float = 0.0
-
-
-@dataclass(slots=True)
-class ChatCall:
-    """A validated chat request, whichever endpoint it came in on."""
-
-    model: str
-    messages: list[dict[str, Any]]
-    images: int
-    think: bool | str | None
-    num_predict: int
-    stream: bool
-    include_usage: bool = False
 
 
 @dataclass(slots=True)
@@ -76,183 +71,8 @@ class RecordedRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class HTTPFailure(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text)
-
-
-def _last_user_text(call: ChatCall) -> str:
-    for message in reversed(call.messages):
-        if message.get("role") == "user":
-            return str(message.get("text", "")).strip()
-    return ""
-
-
-def _reply_text(call: ChatCall) -> str:
-    """A deterministic, readable reply that shows what arrived (text and image count)."""
-    said = _last_user_text(call)
-    if _CJK.search(said):
-        seen = f"我看到了{call.images}张图片。" if call.images else ""
-        return f"你好！你刚才说：「{said}」。{seen}很高兴和你聊天。"
-    seen = f"I can see {call.images} image{'s' if call.images != 1 else ''}. " if call.images else ""
-    return f"Hello! You said: {said.rstrip('.!?')}. {seen}Nice to talk with you."
-
-
-def _say(text: str) -> Iterator[Step]:
-    for token in tokens(text):
-        yield Step("say", token)
-
-
-def _think(text: str) -> Iterator[Step]:
-    for token in tokens(text):
-        yield Step("think", token)
-
-
-def _forever(steps: Callable[[], Iterator[Step]]) -> Iterator[Step]:
-    while True:
-        yield from steps()
-
-
-@dataclass(frozen=True, slots=True)
-class Model:
-    """A scripted model: whether it can think, and what it streams for a request."""
-
-    script: Callable[[OllamaTestServer, ChatCall], Iterator[Step]]
-    thinks: bool = False
-    family: str = "qwen3"
-    vision: bool = True  # reads pictures ("vision" in /api/show's capabilities)
-
-
-def _ok(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
-    yield from _say(_reply_text(call))
-
-
-def _thinker(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
-    # Like a real thinking model: thinking is on unless the request says think:false.
-    if call.think is None or call.think:
-        yield from _think("The user greeted me. I should answer warmly and briefly.")
-    yield from _say(_reply_text(call))
-
-
-def _thinking_only(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
-    # A "thinking" variant that ignores think:false and never gets to the answer.
-    yield from _think("Let me consider what the user wants. Maybe a greeting. Or maybe a question.")
-
-
-def _think_forever(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
-    yield from _forever(lambda: _think("Hmm, let me reconsider this from another angle. "))
-
-
-def _slow_thinker(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
-    while True:
-        yield Step("think", "pondering ")
-        yield Step("pause", seconds=0.05)
-
-
-def _think_tags(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
-    # Reasoning inside the content, with both tags split across tokens, as some templates produce it.
-    for piece in (
-        "<th",
-        "ink>",
-        "The user",
-        " wants a",
-        " greeting",
-        ".</thi",
-        "nk>",
-        "\n\n",
-        "Hello",
-        " from",
-        " tags.",
-    ):
-        yield Step("say", piece)
-
-
-def _mid_error(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
-    yield from _say("Hello there, ")
-    yield Step("error", MID_STREAM_ERROR)
-
-
-def _slow_first_token(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
-    yield Step("pause", seconds=server.slow_first_token_s)
-    yield from _ok(server, call)
-
-
-def _long(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
-    # Endless but never repeating: for throughput and budget tests.
-    topics = (
-        "the river",
-        "a quiet morning",
-        "green tea",
-        "the old bridge",
-        "city lights",
-        "a long walk",
-        "rain",
-    )
-    number = 0
-    while True:
-        number += 1
-        topic, other = topics[number % len(topics)], topics[(number * 3 + 1) % len(topics)]
-        yield from _say(f"Thought {number} is about {topic} and {other}. ")
-
-
-def _loop(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
-    yield from _say("Sure. ")
-    yield from _forever(lambda: _say("I am always here for you. "))
-
-
-def _loop_zh(server: OllamaTestServer, call: ChatCall) -> Iterator[Step]:
-    yield from _say("好的。")
-    yield from _forever(lambda: _say("我一直在这里陪着你。"))
-
-
-MODELS: dict[str, Model] = {
-    "ok": Model(_ok),
-    "qwen3-vl:4b-instruct": Model(_ok),  # the default model in digihuman's settings
-    "llama3.2:1b": Model(_ok, family="llama"),
-    "qwen2.5:0.5b": Model(_ok, family="qwen2", vision=False),  # text only
-    "thinker": Model(_thinker, thinks=True),
-    "thinking-only": Model(_thinking_only, thinks=True),
-    "think-forever": Model(_think_forever, thinks=True),
-    "slow-thinker": Model(_slow_thinker, thinks=True),
-    "think-tags": Model(_think_tags),
-    "mid-error": Model(_mid_error),
-    "busy-then-ok": Model(_ok),  # answers 503 to its first `busy_failures` requests
-    "busy": Model(_ok),  # always 503
-    "slow-first-token": Model(_slow_first_token),
-    "long": Model(_long),
-    "loop": Model(_loop),
-    "loop-zh": Model(_loop_zh),
-}
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _first_bad_base64_byte(text: str) -> int | None:
-    for index, char in enumerate(text):
-        if char not in _BASE64_ALPHABET:
-            return index
-    try:
-        binascii.a2b_base64(text, strict_mode=True)
-    except binascii.Error:
-        return len(text)
-    return None
-
-
-def _parse_json(raw: bytes) -> Any:
-    if not raw.strip():
-        raise HTTPFailure(400, "missing request body")
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPFailure(400, f"invalid character in request body: {exc}") from None
 
 
 class OllamaTestServer:
@@ -367,133 +187,6 @@ class _HTTPServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def _validate_think(value: Any, model_name: str, model: Model) -> bool | str | None:
-    if value is None or isinstance(value, bool) or value in ("low", "medium", "high"):
-        think = value
-    else:
-        raise HTTPFailure(400, f"invalid think value: {json.dumps(value)}")
-    if think and not model.thinks:
-        raise HTTPFailure(400, f'"{model_name}" does not support thinking')
-    return think
-
-
-def _validate_keep_alive(value: Any) -> None:
-    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return
-    if isinstance(value, str) and (_DURATION.match(value) or value in ("0", "-1")):
-        return
-    raise HTTPFailure(400, f'time: invalid duration "{value}"')
-
-
-ROLES = ("system", "user", "assistant", "tool")
-
-
-def _int_option(options: dict[str, Any], key: str, default: int) -> int:
-    value = options.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise HTTPFailure(400, f"option {key} must be a number, got {json.dumps(value)}")
-    return int(value)
-
-
-def _check_role(message: Any, error: str) -> None:
-    """Both APIs accept the same roles; each words its 400 its own way."""
-    if not isinstance(message, dict) or message.get("role") not in ROLES:
-        raise HTTPFailure(400, error)
-
-
-def _check_vision(name: str, model: Model, images: int) -> None:
-    if images and not model.vision:
-        raise HTTPFailure(400, f'"{name}" does not support vision')
-
-
-def _native_call(body: Any, server: OllamaTestServer) -> tuple[Model, ChatCall]:
-    if not isinstance(body, dict):
-        raise HTTPFailure(400, "json: cannot unmarshal request into Go value of type api.ChatRequest")
-    name = body.get("model") or ""
-    model = server.model(name, openai=False)
-    messages, images = [], 0
-    for message in body.get("messages") or []:
-        _check_role(message, "invalid message: role must be system, user, assistant or tool")
-        if not isinstance(message.get("content", ""), str):
-            raise HTTPFailure(
-                400, "json: cannot unmarshal array into Go struct field Message.messages.content"
-            )
-        for image in message.get("images") or []:
-            bad = _first_bad_base64_byte(image) if isinstance(image, str) else 0
-            if bad is not None:
-                raise HTTPFailure(400, f"illegal base64 data at input byte {bad}")
-            images += 1
-        messages.append({"role": message["role"], "text": message.get("content", "")})
-    _check_vision(name, model, images)
-    options = body.get("options") or {}
-    if not isinstance(options, dict):
-        raise HTTPFailure(400, "options must be an object")
-    if not isinstance(options.get("temperature", 0.8), (int, float)):
-        raise HTTPFailure(400, "option temperature must be a number")
-    _validate_keep_alive(body.get("keep_alive"))
-    stream = body.get("stream", True)
-    call = ChatCall(
-        model=name,
-        messages=messages,
-        images=images,
-        think=_validate_think(body.get("think"), name, model),
-        num_predict=_int_option(options, "num_predict", -1),
-        stream=stream is not False,
-    )
-    return model, call
-
-
-def _openai_call(body: Any, server: OllamaTestServer) -> tuple[Model, ChatCall]:
-    if not isinstance(body, dict):
-        raise HTTPFailure(400, "invalid request body")
-    name = body.get("model") or ""
-    model = server.model(name, openai=True)
-    messages, images = [], 0
-    for message in body.get("messages") or []:
-        _check_role(message, "invalid message role")
-        content = message.get("content", "")
-        if isinstance(content, str):
-            messages.append({"role": message["role"], "text": content})
-            continue
-        if not isinstance(content, list):
-            raise HTTPFailure(400, "invalid message content type")
-        texts = []
-        for part in content:
-            kind = part.get("type") if isinstance(part, dict) else None
-            if kind == "text":
-                texts.append(str(part.get("text", "")))
-            elif kind == "image_url":
-                url = part.get("image_url")
-                url = url.get("url") if isinstance(url, dict) else url
-                prefix, _, data = str(url).partition(";base64,")
-                if not prefix.startswith("data:image/") or _first_bad_base64_byte(data) is not None:
-                    raise HTTPFailure(400, "invalid image input")
-                images += 1
-            else:
-                raise HTTPFailure(400, f"invalid message part type: {kind}")
-        messages.append({"role": message["role"], "text": " ".join(texts)})
-    _check_vision(name, model, images)
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-        raise HTTPFailure(400, "max_tokens must be an integer")
-    stream_options = body.get("stream_options") or {}
-    think = body.get("reasoning_effort")  # Ollama maps reasoning_effort to think; absent = model default
-    call = ChatCall(
-        model=name,
-        messages=messages,
-        images=images,
-        think=think if think in ("low", "medium", "high") else None,
-        num_predict=-1 if limit is None else limit,
-        stream=bool(body.get("stream", False)),
-        include_usage=bool(stream_options.get("include_usage")),
-    )
-    return model, call
-
-
-def _prompt_tokens(call: ChatCall) -> int:
-    return sum(len(tokens(m["text"])) + 4 for m in call.messages) + 256 * call.images
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
@@ -534,11 +227,11 @@ class _Handler(BaseHTTPRequestHandler):
         openai = self.path == "/v1/chat/completions"
         try:
             if self.path == "/api/chat":
-                self._native_chat(_parse_json(raw))
+                self._native_chat(parse_json(raw))
             elif self.path == "/api/show":
-                self._show(_parse_json(raw))
+                self._show(parse_json(raw))
             elif openai:
-                self._openai_chat(_parse_json(raw))
+                self._openai_chat(parse_json(raw))
             else:
                 self._send_text(404, "404 page not found")
         except HTTPFailure as failure:
@@ -554,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
     # --- /api/chat ---
 
     def _native_chat(self, body: Any) -> None:
-        model, call = _native_call(body, self.app)
+        model, call = native_call(body, self.app)
         started = time.monotonic_ns()
         if not call.messages:
             keep_alive = body.get("keep_alive")
@@ -617,7 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
             "done_reason": reason,
             "total_duration": now - started,
             "load_duration": 0,
-            "prompt_eval_count": _prompt_tokens(call),
+            "prompt_eval_count": prompt_tokens(call),
             "prompt_eval_duration": first_token - started,
             "eval_count": eval_count,
             "eval_duration": max(1, now - first_token),
@@ -626,7 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
     # --- /v1/chat/completions ---
 
     def _openai_chat(self, body: Any) -> None:
-        model, call = _openai_call(body, self.app)
+        model, call = openai_call(body, self.app)
         self.app.check_busy(call.model)
         if not call.stream:
             self._openai_whole(model, call)
@@ -654,7 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
             if step.kind == "done":
                 self._write_event(chunk({"role": "assistant", "content": ""}, step.text))
                 if call.include_usage:
-                    usage = {"prompt_tokens": _prompt_tokens(call), "completion_tokens": count}
+                    usage = {"prompt_tokens": prompt_tokens(call), "completion_tokens": count}
                     usage["total_tokens"] = usage["prompt_tokens"] + count
                     self._write_event({**chunk({}, None), "choices": [], "usage": usage})
                 self._write_chunk("data: [DONE]\n\n")
@@ -677,7 +370,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if reasoning:
                     message[self.app.reasoning_field] = "".join(reasoning)
                 choice = {"index": 0, "message": message, "finish_reason": step.text}
-                usage = {"prompt_tokens": _prompt_tokens(call), "completion_tokens": count}
+                usage = {"prompt_tokens": prompt_tokens(call), "completion_tokens": count}
                 usage["total_tokens"] = usage["prompt_tokens"] + count
                 reply = {"id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time())}
                 self._send_json(200, {**reply, "model": call.model, "choices": [choice], "usage": usage})
