@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from digihuman.errors import ConfigError, UserError
-from digihuman.media import AudioChunk
+from digihuman.media import AudioChunk, Utterance
 from tests.real_models import piper_joe, whisper_base  # noqa: F401  (fixtures)
 
 pytest.importorskip("piper", reason="piper-tts is not installed: .venv/bin/pip install 'digihuman[piper]'")
@@ -247,3 +247,11 @@ def test_the_patched_voice_is_kept_for_the_next_start(
     monkeypatch.setattr(piper, "_VOICES", {})
     model, aligned = piper._patched(piper_joe)
     assert aligned and model == str(kept[0])  # loaded from the cache, not patched again
+
+
+def test_chinese_text_with_an_english_voice_is_read_by_espeak_mandarin(piper_joe: Path) -> None:  # noqa: F811
+    chunks = asyncio.run(speak(PiperTTS(str(piper_joe)), "你好，世界。"))
+    labels = [t.label for t in Utterance(chunks).phonemes() if t.label != "_"]
+    assert labels[:4] == ["n", "i", "X", "Au"]  # espeak's Mandarin "ni hao", not "Chinese letter"
+    english = asyncio.run(speak(PiperTTS(str(piper_joe)), "Hello."))
+    assert english[0].sample_rate == 22050

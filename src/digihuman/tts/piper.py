@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from digihuman import lang
 from digihuman.errors import BackendError, ConfigError, MissingExtraError
 from digihuman.media import AudioChunk, Timing, chunk_audio
 from digihuman.tts.text import split_long_text
@@ -224,6 +225,13 @@ class PiperTTS:
         if not any(ch.isalnum() for ch in text):
             return
         voice = await asyncio.to_thread(self._voice_for, language)
+        if lang.has_han(text) and not lang.has_kana(text) and not _reads_chinese(voice):
+            # An English voice would spell each hanzi out ("Chinese letter"): espeak reads Mandarin.
+            from digihuman.tts.espeak import EspeakTTS
+
+            async for chunk in EspeakTTS("cmn").synthesize(text, "zh"):
+                yield chunk
+            return
         config = self._config(voice)
         offset_s = 0.0
         for piece in split_long_text(text, _MAX_PIECE_CHARS):
@@ -245,6 +253,11 @@ class PiperTTS:
 
     async def aclose(self) -> None:
         """Nothing to release: loaded voices are shared by the process."""
+
+
+def _reads_chinese(voice: _Voice) -> bool:
+    config = voice.piper.config
+    return bool(config.phoneme_type == "pinyin" or lang.is_chinese(str(config.espeak_voice)))
 
 
 def _is_path(voice: str) -> bool:
