@@ -57,6 +57,8 @@ class TextOnly:
 
 def test_the_description_tells_events_people_stillness_and_looks() -> None:
     notes = SceneNotes(started_at=100.0)
+    assert "The camera has just started." in notes.describe(101.0)
+    assert "still for" not in notes.describe(101.0)
     assert "Nothing has changed since the camera started 20 s ago" in notes.describe(120.0)
     notes.note(SceneEvent("scene_changed", 0.0, 0.42, frame()), now=130.0)
     notes.note(SceneEvent("someone_arrived", 0.0, 1.0, frame()), now=150.0)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+STILL_WORTH_SAYING_S = 5.0
 _EVENT_WORDS = {
     "someone_arrived": "someone came into view",
     "someone_left": "someone left the view",
@@ -74,12 +75,15 @@ class SceneNotes:
         if self.events:
             told = [f"{_ago(now - e.at)} {_event_words(e)}" for e in self.events]
             lines.append("Camera events, oldest first: " + "; ".join(told) + ".")
+        elif now - self.started_at < STILL_WORTH_SAYING_S:
+            lines.append("The camera has just started.")
         else:
             lines.append(f"Nothing has changed since the camera started {_ago(now - self.started_at)}.")
         if self.people is not None:
             lines.append(_people(self.people))
-        still_since = self.events[-1].at if self.events else self.started_at
-        lines.append(f"The scene has been still for {_duration(now - still_since)}.")
+        still_for = now - (self.events[-1].at if self.events else self.started_at)
+        if still_for >= STILL_WORTH_SAYING_S:  # "still for 0 s" is noise a small model repeats
+            lines.append(f"The scene has been still for {_duration(still_for)}.")
         if rgb is not None and rgb.size:
             lines.append(_looks(rgb))
         return " ".join(lines)
