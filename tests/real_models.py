@@ -31,7 +31,7 @@ FETCH_HINT = "run .venv/bin/python scripts/fetch_test_models.py"
 
 
 @cache
-def _fetcher() -> ModuleType:
+def fetch_script() -> ModuleType:
     # scripts/ is not a package: load the script by path, as tests/llm/test_openai_compat.py does.
     script = REPO / "scripts" / "fetch_test_models.py"
     spec = importlib.util.spec_from_file_location("fetch_test_models", script)
@@ -43,12 +43,12 @@ def _fetcher() -> ModuleType:
 
 
 def real_model_names() -> list[str]:
-    return list(_fetcher().FIXTURES)
+    return list(fetch_script().FIXTURES)
 
 
 def real_model_path(name: str) -> Path:
     """The cached fixture's path, or pytest.skip naming the command that assembles it."""
-    fetcher = _fetcher()
+    fetcher = fetch_script()
     if name not in fetcher.FIXTURES:
         raise KeyError(f"unknown real-model fixture {name!r}; known: {', '.join(fetcher.FIXTURES)}")
     path = fetcher.fixture_path(name)
