@@ -10,10 +10,12 @@ it holds one lock. Synthesis runs in a worker thread, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import logging
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -98,7 +100,7 @@ class _Speech:
 
 
 class _Engine:
-    """The process's one libespeak-ng instance. Callers must hold `_LOCK`."""
+    """The process's one libespeak-ng instance, used on `_ENGINE_THREAD` only."""
 
     def __init__(self) -> None:
         try:
@@ -203,18 +205,29 @@ class _Engine:
         return _Speech(pcm, self.sample_rate, phonemes, words)
 
 
-_LOCK = threading.Lock()
+# libespeak-ng keeps its state in the process (one engine, one voice at a time), so every session's speech
+# goes through this one thread in turn, each call setting its own voice and prosody. Its own thread rather
+# than the shared pool: sessions waiting for it never starve other work, and a queued sentence that is
+# cancelled never starts.
+_ENGINE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="espeak")
 _engine: _Engine | None = None
 
 
 def _synthesize_blocking(text: str, voice: str, prosody: Prosody, abort: threading.Event) -> _Speech:
     global _engine
-    with _LOCK:
-        if abort.is_set():
-            return _Speech(np.zeros(0, np.float32), _engine.sample_rate if _engine else 22050, (), ())
-        if _engine is None:
-            _engine = _Engine()
-        return _engine.synthesize(text, voice, prosody, abort)
+    if abort.is_set():
+        return _Speech(np.zeros(0, np.float32), _engine.sample_rate if _engine else 22050, (), ())
+    if _engine is None:
+        _engine = _Engine()
+    return _engine.synthesize(text, voice, prosody, abort)
+
+
+async def _on_engine_thread(text: str, voice: str, prosody: Prosody, abort: threading.Event) -> _Speech:
+    context = contextvars.copy_context()  # the caller's session id stays on the engine's log lines
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        _ENGINE_THREAD, context.run, _synthesize_blocking, text, voice, prosody, abort
+    )
 
 
 def _phoneme_timings(events: list[tuple[int, int, int, bytes]], duration_s: float) -> tuple[Timing, ...]:
@@ -378,9 +391,7 @@ class EspeakTTS:
                 continue
             abort = threading.Event()
             try:
-                speech = await asyncio.to_thread(
-                    _synthesize_blocking, piece, voice, self.prosody(voice), abort
-                )
+                speech = await _on_engine_thread(piece, voice, self.prosody(voice), abort)
             finally:
                 abort.set()  # when cancelled, the callback stops the running synthesis
             for chunk in _chunks(speech, offset_s, self.chunk_s, text):
@@ -390,7 +401,7 @@ class EspeakTTS:
     async def warm_up(self, language: str = "en") -> None:
         """Loads the engine and checks the voice ahead of the first sentence (ConfigError if unknown)."""
         voice = self.voice or voice_for_language(language)
-        await asyncio.to_thread(_synthesize_blocking, "", voice, self.prosody(voice), threading.Event())
+        await _on_engine_thread("", voice, self.prosody(voice), threading.Event())
 
     async def aclose(self) -> None:
         """Nothing to release: the engine is shared by the whole process and lives as long as it does."""
