@@ -2,8 +2,8 @@
 
 Why in-process rather than a managed `llama_cpp.server` child reached over HTTP (benchmarks/brain.py
 --compare-server, README "Backends"): llama.cpp runs at the same speed either way (first token, tokens/s and
-first audio agreed within the noise of a shared 2-core machine), while in-process loads faster (0.4 s vs
-1.0-1.4 s until the server answers), uses less memory (580 vs 670 MB), needs no port and no child process to
+first audio agreed within the noise of a shared 2-core machine), while in-process loads faster (0.37 vs
+0.82 s until the server answers), uses less memory (580 vs 660 MB), needs no port and no child process to
 supervise, and knows without asking that a plain GGUF chat model reads no pictures.
 
 Every llama.cpp call runs on one worker thread (a `Llama` is not thread-safe): requests queue behind each
