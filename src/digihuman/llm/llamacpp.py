@@ -60,13 +60,6 @@ def readiness(settings: LLMSettings) -> tuple[bool, str, str]:
     return True, f"{path} ({threads} thread{'s' * (threads > 1)}, context {settings.n_ctx})", ""
 
 
-class _End:
-    """The worker's last item: how many tokens the context holds (prompt + reply), for Usage."""
-
-    def __init__(self, n_tokens: int) -> None:
-        self.n_tokens = n_tokens
-
-
 def model_spec(settings: LLMSettings) -> str:
     """What llm.model names for this backend: the default Ollama tag means "the built-in default"."""
     default = LLMSettings.model_fields["model"].default
@@ -78,6 +71,13 @@ def thread_count(settings: LLMSettings) -> int:
     is preempted (by the voice, the face or the event loop) the others spin: on 2 cores, 2 threads streamed
     5 tokens/s during a spoken turn against 30 with 1 thread (benchmarks/brain.py --threads)."""
     return settings.n_threads or max(1, (os.cpu_count() or 2) // 2)
+
+
+class _End:
+    """The worker's last item: how many tokens the context holds (prompt + reply), for Usage."""
+
+    def __init__(self, n_tokens: int) -> None:
+        self.n_tokens = n_tokens
 
 
 class _Channel:
