@@ -12,8 +12,6 @@ import argparse
 import asyncio
 import json
 import re
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +25,9 @@ from digihuman.llm.base import Message, Usage
 from digihuman.llm.guard import ReplyGuard
 from digihuman.llm.ollama import OllamaLLM
 
-REPO = Path(__file__).resolve().parents[1]  # the stand-in server runs from here, in its own process
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stand_in import ollama_stand_in
+
 # One "token" as the stand-in server counts them: a CJK character, a word with its space, or whitespace.
 _TOKEN = re.compile(
     r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]|[^\s\u3000-\u303f\u3400-\u9fff\uff00-\uffef]+\s*|\s+"
@@ -39,25 +39,6 @@ def tokens(text: str) -> list[str]:
 
 
 MESSAGES = [Message("user", "Tell me a long story.")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.llm.ollama_server", "--port", str(port)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    process.stdout.readline()  # "listening on ..."
-    return process, f"http://127.0.0.1:{port}"
 
 
 async def raw_ndjson(url: str, count: int) -> int:
@@ -135,15 +116,11 @@ async def main() -> None:
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    process, url = start_server()
-    try:
+    with ollama_stand_in() as url:
         await adapter(url, 16)  # warm up imports and the server
         raw = await measure(raw_ndjson, url, args.tokens, args.repeats)
         client = await measure(official_client, url, args.tokens, args.repeats)
         full = await measure(adapter, url, args.tokens, args.repeats)
-    finally:
-        process.terminate()
-        process.wait(timeout=5)
     result = {
         "benchmark": "llm_adapter_overhead",
         "tokens": args.tokens,

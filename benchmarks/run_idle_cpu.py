@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,14 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from camera_idle_cpu import make_static_video  # noqa: E402
+from stand_in import ollama_stand_in  # noqa: E402
 
 TARGET_PERCENT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -42,18 +36,10 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=12.0, help="seconds for start-up and the greeting")
     parser.add_argument("--seconds", type=float, default=30.0, help="the idle window measured")
     args = parser.parse_args()
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ollama_stand_in() as ollama_url:
         clip = Path(tmp) / "static.mp4"
         make_static_video(clip, seconds=int(args.settle + args.seconds + 10))
-        env = {**os.environ, "DIGIHUMAN_HOME": tmp, "PYTHONPATH": str(REPO)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "tests.llm.ollama_server", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        env = {**os.environ, "DIGIHUMAN_HOME": tmp}
         cli = Path(sys.executable).with_name("digihuman")
         run = subprocess.Popen(
             [
@@ -63,7 +49,7 @@ def main() -> None:
                 str(clip),
                 "--no-window",
                 "--llm-url",
-                f"http://127.0.0.1:{port}",
+                ollama_url,
                 "--record",
                 str(Path(tmp) / "rec"),
             ],
@@ -81,8 +67,6 @@ def main() -> None:
         finally:
             run.send_signal(2)  # Ctrl-C: the companion's normal way out
             _, stderr = run.communicate(timeout=30)
-            server.terminate()
-            server.wait()
         turns = (Path(tmp) / "rec" / "turns.jsonl").read_text().splitlines()
     percent = 100 * (cpu1 - cpu0) / (wall1 - wall0)
     print(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,20 +16,12 @@ from typing import Any
 import httpx
 import websockets
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from digihuman.server import protocol
 
-from tests.llm.ollama_server import OllamaTestServer  # noqa: E402
-
-from digihuman.server import protocol  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stand_in import REPO, free_port, ollama_stand_in
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -58,12 +49,12 @@ class Server:
 @contextmanager
 def running_server(model: str = "long", max_sessions: int = 16, home: str | None = None) -> Iterator[Server]:
     """`digihuman serve` in a subprocess, its brain the stand-in Ollama server (scripted `model`)."""
-    with OllamaTestServer() as ollama:
+    with ollama_stand_in() as ollama_url:
         port = free_port()
         env = dict(os.environ, DIGIHUMAN_HOME=home or str(Path("/tmp/digihuman-bench-home")))
         command = [
             str(REPO / ".venv/bin/digihuman"), "serve", "--port", str(port),
-            "--max-sessions", str(max_sessions), "--llm", "ollama", "--llm-url", ollama.url, "--model", model,
+            "--max-sessions", str(max_sessions), "--llm", "ollama", "--llm-url", ollama_url, "--model", model,
         ]  # fmt: skip
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
