@@ -151,9 +151,11 @@ class RoomSource:
     def __init__(self, played: np.ndarray, mic: np.ndarray, echo: EchoCanceller, realtime: bool) -> None:
         self.played, self.mic, self.echo, self.realtime = played, mic, echo, realtime
 
+    started = 0.0  # loop time of the stream's first sample
+
     async def frames(self) -> AsyncIterator[AudioFrame]:
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        self.started = started = loop.time()
         for i, (ref, near) in enumerate(zip(room.frames(self.played), room.frames(self.mic), strict=False)):
             self.echo.play(ref, SAMPLE_RATE)
             # Real time when decoding races the speech (barge-in latency); as fast as possible otherwise.
@@ -191,14 +193,16 @@ async def barge_in(paths: dict[str, str], quick: bool) -> dict[str, object]:
         listen = listener(paths, echo)
         listen.set_speaking(True)
         hits = set()
-        async for event in listen.events(RoomSource(played, mic, echo, realtime=True)):
+        source = RoomSource(played, mic, echo, realtime=True)
+        async for event in listen.events(source):
             if isinstance(event, Interruption):
                 owner = next((i for i, (a, b) in enumerate(spans) if a - 0.5 <= event.t_s <= b + 2.0), None)
                 if owner is None:
                     self_interruptions += 1
                 elif owner not in hits:
                     hits.add(owner)
-                    latencies.append(event.t_s - spans[owner][0])
+                    # wall time from the user's first sound to the event (the listener may lag the audio)
+                    latencies.append(asyncio.get_running_loop().time() - source.started - spans[owner][0])
         real += len(spans)
         caught += len(hits)
         per_room[f"{setting.delay_ms:.0f}ms_{setting.attenuation_db:.0f}dB"] = f"{len(hits)}/{len(spans)}"

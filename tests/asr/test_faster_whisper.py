@@ -25,7 +25,7 @@ async def test_english_from_piper_within_ten_percent_wer(whisper_base: Path) -> 
 
 async def test_chinese_comes_out_in_simplified_characters(whisper_base: Path) -> None:
     asr = FasterWhisperASR(str(whisper_base), language="zh", word_timestamps=True)
-    said = "我们明天见。"
+    said = "我们去吃饭吧。"
     result = await asr.transcribe(
         speech.join(speech.silence(0.3), speech.espeak(said, "zh"), speech.silence(0.3))
     )

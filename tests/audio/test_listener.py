@@ -83,10 +83,10 @@ async def test_silence_and_noise_give_no_events(
 async def test_chinese_turn_in_simplified_characters(
     whisper_base: Path, silero_vad_onnx: Path, smart_turn_onnx: Path
 ) -> None:
-    audio = speech.join(speech.silence(0.5), speech.espeak("我们明天见。", "zh"), speech.silence(2.0))
+    audio = speech.join(speech.silence(0.5), speech.espeak("我们去吃饭吧。", "zh"), speech.silence(2.0))
     events = await events_of(listener(whisper_base, silero_vad_onnx, smart_turn_onnx, "zh"), audio)
     (utterance,) = [e for e in events if isinstance(e, Utterance)]
-    assert utterance.text.startswith("我们明天见") and utterance.language == "zh"
+    assert utterance.text.startswith("我们去吃饭") and utterance.language == "zh"
 
 
 async def test_barge_in_words_interrupt_the_character(

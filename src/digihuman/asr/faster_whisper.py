@@ -103,6 +103,8 @@ class FasterWhisperASR:
             condition_on_previous_text=False,  # a hallucinated segment must not seed the next one
             vad_filter=False,  # our own VAD already cut the utterance
             temperature=(0.0, 0.4, 0.8),  # fewer fallback re-decodes than the default six: latency
+            # A repetition loop ("天天天天...") must not run for seconds: nobody says more than ~10 tokens/s.
+            max_new_tokens=min(220, int(12 * duration) + 16),
         )
         texts: list[str] = []
         words: list[Timing] = []

@@ -123,6 +123,14 @@ class StreamingTranscriber:
                 self._start(self._samples)
         return self.partial if self.partial != before else None
 
+    async def settle(self) -> str | None:
+        """Wait for the decode in flight (if any); its text when it is a new partial."""
+        before = self.partial
+        if self._task is not None:
+            await asyncio.wait([self._task])
+            await self._collect()
+        return self.partial if self.partial != before else None
+
     async def prepare_final(self, upto_s: float | None = None) -> None:
         """The user paused: decode what was said so far in the background (a speculative final)."""
         await self._collect()

@@ -210,12 +210,14 @@ class Listener:
         if step.silence_s <= 0.0:
             self._prepared = False  # speech (re)started: any speculative final is stale
         # Over the character, decode as soon as the speech is long enough to interrupt: the words decide.
+        # Its length is the span since speech began, not the voiced frames: the echo gate mutes some of them.
+        span = step.speech_end_s - self._start_s
         urgent = self._barge_in and not self._confirmed and not self._forced
-        if urgent and step.voiced_s >= self.params.barge_in_min_s:
+        if urgent and span >= self.params.barge_in_min_s:
             self._forced = True
         if (partial := await self.transcriber.maybe_partial(force=urgent and self._forced)) is not None:
             yield Partial(partial, frame.end_s)
-            for event in self._check_barge_in(partial, frame, step.voiced_s):
+            for event in self._check_barge_in(partial, frame, span):
                 yield event
         prob = None
         if self.detector.should_check(step.silence_s):
@@ -226,6 +228,11 @@ class Listener:
             assert self.smart_turn is not None
             prob = await asyncio.to_thread(self.smart_turn, self._recent_audio(WINDOW_S))
         reason = self.detector.ended(step.silence_s, prob)
+        # Over the character, the words decoded so far may already say "stop": say so before the final
+        # decode, which takes as long again.
+        if reason and self._barge_in and not self._confirmed and (partial := await self.transcriber.settle()):
+            for event in self._check_barge_in(partial, frame, span):
+                yield event
         if reason == "smart_turn":
             # The final text is needed before anyone can answer anyway: let it overrule a prosody that
             # sounded finished when the words plainly are not ("...could you remind me to").
@@ -237,13 +244,13 @@ class Listener:
             async for event in self._end_turn(reason, step.speech_end_s, frame):
                 yield event
 
-    def _check_barge_in(self, text: str, frame: AudioFrame, voiced_s: float) -> list[ListenEvent]:
-        if not self._barge_in or self._confirmed or voiced_s < self.params.barge_in_min_s:
+    def _check_barge_in(self, text: str, frame: AudioFrame, span_s: float) -> list[ListenEvent]:
+        if not self._barge_in or self._confirmed or span_s < self.params.barge_in_min_s:
             return []
         if is_backchannel(text):
             return []
         self._confirmed = True
-        return [Interruption(frame.end_s, voiced_s, text)]
+        return [Interruption(frame.end_s, span_s, text)]
 
     def _offset(self, t_s: float) -> float:
         """A stream time as seconds into the transcriber's buffer (which starts with the pre-roll)."""
@@ -262,9 +269,10 @@ class Listener:
         transcript: Transcript = await self.transcriber.final(upto)
         asr_final = self._latency(frame, speech_end_s)
         if self._barge_in and not self._confirmed:
-            if not is_backchannel(transcript.text) and self._voiced_enough():
+            span = speech_end_s - self._start_s
+            if not is_backchannel(transcript.text) and span >= self.params.barge_in_min_s:
                 self._confirmed = True
-                yield Interruption(frame.end_s, speech_end_s - self._start_s, transcript.text)
+                yield Interruption(frame.end_s, span, transcript.text)
             else:
                 yield FalseInterruption(frame.end_s, transcript.text)
         utterance = Utterance(
@@ -283,9 +291,6 @@ class Listener:
         self.transcriber.reset()
         if keep:
             yield utterance
-
-    def _voiced_enough(self) -> bool:
-        return self.segmenter.voiced_s >= self.params.barge_in_min_s
 
     @staticmethod
     def _latency(frame: AudioFrame, speech_end_s: float) -> float:
