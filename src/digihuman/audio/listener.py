@@ -211,7 +211,7 @@ class Listener:
             self._prepared = False  # speech (re)started: any speculative final is stale
         # Over the character, decode as soon as the speech is long enough to interrupt: the words decide.
         # Its length is the span since speech began, not the voiced frames: the echo gate mutes some of them.
-        span = step.speech_end_s - self._start_s
+        span = self.segmenter.heard_end_s - self._start_s
         urgent = self._barge_in and not self._confirmed and not self._forced
         if urgent and span >= self.params.barge_in_min_s:
             self._forced = True
@@ -264,12 +264,13 @@ class Listener:
         self, reason: str, speech_end_s: float, frame: AudioFrame
     ) -> AsyncIterator[ListenEvent]:
         decided = self._latency(frame, speech_end_s)
+        heard_end_s = self.segmenter.heard_end_s
         yield SpeechStopped(frame.end_s, speech_end_s, reason)
         upto = self._offset(speech_end_s + _FINAL_PAD_S)
         transcript: Transcript = await self.transcriber.final(upto)
         asr_final = self._latency(frame, speech_end_s)
         if self._barge_in and not self._confirmed:
-            span = speech_end_s - self._start_s
+            span = heard_end_s - self._start_s
             if not is_backchannel(transcript.text) and span >= self.params.barge_in_min_s:
                 self._confirmed = True
                 yield Interruption(frame.end_s, span, transcript.text)

@@ -145,6 +145,7 @@ class VADSegmenter:
         self._start_s = 0.0
         self._speech_end_s = 0.0
         self._voiced_s = 0.0
+        self._heard_end_s = 0.0
 
     @property
     def voiced_s(self) -> float:
@@ -155,6 +156,12 @@ class VADSegmenter:
     def speech_end_s(self) -> float:
         """Where the last voiced frame ended."""
         return self._speech_end_s
+
+    @property
+    def heard_end_s(self) -> float:
+        """Where the last frame the VAD rated as speech ended, counting frames the echo gate muted: while the
+        user talks over the character, the gate mutes some of the user's own syllables too."""
+        return max(self._heard_end_s, self._speech_end_s)
 
     def reset(self) -> None:
         """End the segment (keeps the VAD's recurrent state: the stream goes on)."""
@@ -172,6 +179,8 @@ class VADSegmenter:
         self._recent.append((t_s, samples))
         end = t_s + FRAME_S
         if self.in_speech:
+            if prob >= on:
+                self._heard_end_s = end  # what the VAD heard, echo gate or not
             if voiced:
                 self._speech_end_s = end
                 self._voiced_s += FRAME_S
@@ -193,6 +202,7 @@ class VADSegmenter:
         if self._candidate_voiced < p.min_speech_s:
             return VADStep(prob, True, False)
         self.in_speech = True
+        self._heard_end_s = end
         self._start_s = self._candidate_start
         self._voiced_s = self._candidate_voiced
         self._candidate_start = None
