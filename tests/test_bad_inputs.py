@@ -400,7 +400,7 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     selected = {
         item.callspec.params["case"].id
         for item in request.session.items
-        if hasattr(item, "callspec") and "case" in item.callspec.params
+        if hasattr(item, "callspec") and isinstance(item.callspec.params.get("case"), Case)
     }
     cases = [case for case in CASES if case.id in selected]
     prepared = {case.id: _prepare(case, tmp_path_factory.mktemp(case.id)) for case in cases}

