@@ -83,7 +83,9 @@ def silero_vad_onnx() -> Path:
 
 
 @contextmanager
-def serve_gguf(model: Path, log: Path, *, n_ctx: int = 2048, alias: str = "fixture") -> Iterator[str]:
+def serve_gguf(
+    model: Path, log: Path, *, n_ctx: int = 2048, alias: str = "fixture", n_threads: int = 2
+) -> Iterator[str]:
     """A real OpenAI-compatible llama.cpp server (`python -m llama_cpp.server`) on `model`: yields its /v1
     URL; skips when the server extra is missing."""
     for module in ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context"):
@@ -93,7 +95,16 @@ def serve_gguf(model: Path, log: Path, *, n_ctx: int = 2048, alias: str = "fixtu
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "2", "--model_alias", alias]
+    command += [
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+        "--n_threads",
+        str(n_threads),
+        "--model_alias",
+        alias,
+    ]
     command += ["--logits_all", "False"]  # the server's default keeps every prompt token's logits: 600 MB
     with log.open("w") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)

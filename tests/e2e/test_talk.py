@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.audio.speech import piper
+from tests.audio.speech import piper, wer
 from tests.e2e.support import (
     assert_ok,
     assert_one_line_error,
@@ -20,7 +20,6 @@ from tests.e2e.support import (
     json_lines,
     leftovers,
     run_cli,
-    words,
 )
 from tests.real_models import real_model_path, serve_gguf
 
@@ -28,17 +27,6 @@ pytestmark = pytest.mark.slow
 
 QUESTION = "What is the capital of France?"
 STORY = "Tell me a long story about a brave knight and a green dragon."
-
-
-def wer(reference: str, heard: str) -> float:
-    """Word error rate (edit distance over the reference's words)."""
-    ref, hyp = words(reference), words(heard)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / max(1, len(ref))
 
 
 @pytest.fixture(scope="module")

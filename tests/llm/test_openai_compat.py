@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import base64
 import importlib.util
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from digihuman.llm import make_llm
@@ -21,6 +16,7 @@ from digihuman.llm.base import FailedRound, LLMError, Message, Usage
 from digihuman.llm.openai_compat import OpenAICompatLLM
 from tests.llm.conftest import free_port, settings_for
 from tests.llm.ollama_server import MID_STREAM_ERROR, OllamaTestServer
+from tests.real_models import serve_gguf
 
 REPO = Path(__file__).resolve().parents[2]
 JPEG = b"\xff\xd8\xff\xe0 a tiny stand-in for a camera frame \xff\xd9"
@@ -164,33 +160,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if reason := _llama_server_missing():
         pytest.skip(reason)
     model = _load_gguf_builder().cached_test_gguf()
-    port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--n_ctx", "512", "--n_threads", "1", "--model_alias", "tiny"]
-    with log.open("w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ})
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited ({process.returncode}):\n{log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start in 60 s:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)
+    with serve_gguf(model, log, n_ctx=512, alias="tiny", n_threads=1) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.mark.llamacpp
