@@ -3,11 +3,11 @@
 (a) idle CPU: the listener's per-frame work (Silero VAD, with and without the echo canceller) on a silent and
     on a noisy stream, as % of one core (target <= 15 %).
 (b) ASR real-time factor: faster-whisper base, int8, 2 threads, beam 1, on Piper sentences.
-(c) end of turn on the labelled set (tests/audio/turn_set.py: finished turns, and turns with a 0.6-1.2 s pause
+(c) end of turn on the labelled set (testing/turn_set.py: finished turns, and turns with a 0.6-1.2 s pause
     mid-sentence; Piper and espeak English, espeak Chinese), through the real Listener: premature rate (a turn
     ended inside a pause), late rate (a finished turn ended only by the silence limit), the delay from the
     end of speech (audio time, and with compute), and the VAD's onset lag (what the pre-roll must cover).
-(d) barge-in in a simulated room (tests/audio/room.py): the character speaks through a loudspeaker (30-200 ms,
+(d) barge-in in a simulated room (testing/room.py): the character speaks through a loudspeaker (30-200 ms,
     6-20 dB, reflections, noise), the user interrupts with real sentences, in real time (decoding races the
     speech); catch rate, latency from the user's onset and self-interruptions, plus 5 minutes of the
     character alone (target: >= 95 % caught, 0 self-interruptions).
@@ -22,27 +22,30 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests/ holds the speech makers
-
-from tests.audio import room, speech, turn_set
-from tests.real_models import real_model_path
 
 from digihuman.asr.faster_whisper import FasterWhisperASR
 from digihuman.audio.echo import EchoCanceller
 from digihuman.audio.listener import Interruption, Listener, ListenParams, SpeechStarted, SpeechStopped
 from digihuman.audio.source import FRAME_S, SAMPLE_RATE, AudioFrame, Framer, MemorySource
 from digihuman.audio.vad import SileroVAD, VADSegmenter
+from digihuman.config import Settings
+from digihuman.testing import room, speech, turn_set
 
 
-def models() -> dict[str, str]:
-    return {name: str(real_model_path(name)) for name in ("whisper-base", "silero-vad", "smart-turn")}
+def models(args: argparse.Namespace) -> dict[str, str]:
+    """The model files: given, or fetched (once) by name through digihuman.models."""
+    from digihuman.models import resolve
+
+    speech.find_piper_voice = lambda: resolve(args.piper_voice, kind="voice")
+    return {
+        "whisper-base": str(resolve(args.asr_model, kind="asr")),
+        "silero-vad": str(resolve(args.vad_model, kind="vad")),
+        "smart-turn": str(resolve(args.turn_model, kind="turn")),
+    }
 
 
 def idle_cpu(paths: dict[str, str], seconds: float) -> dict[str, float]:
@@ -230,8 +233,12 @@ async def barge_in(paths: dict[str, str], quick: bool) -> dict[str, object]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a subset of each measurement (a minute or two)")
+    parser.add_argument("--asr-model", default="whisper:base", help="faster-whisper model name or folder")
+    parser.add_argument("--vad-model", default=Settings().listen.vad_model, help="Silero VAD ONNX")
+    parser.add_argument("--turn-model", default=Settings().listen.turn_model, help="Smart Turn ONNX")
+    parser.add_argument("--piper-voice", default="piper:en_US-joe-medium", help="voice for the test speech")
     args = parser.parse_args()
-    paths = models()
+    paths = models(args)
     result: dict[str, object] = {}
     result |= idle_cpu(paths, 20.0 if args.quick else 60.0)
     result |= asr_rtf(paths)

@@ -25,3 +25,12 @@ def digihuman_home(
     for key in [k for k in os.environ if k.startswith("DIGIHUMAN_") and "__" in k]:
         monkeypatch.delenv(key)
     yield home
+
+
+@pytest.fixture(autouse=True)
+def piper_test_voice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test speech (digihuman.testing.speech) is spoken by the cached fixture voice, or the test skips."""
+    from digihuman.testing import speech
+    from tests.real_models import real_model_path
+
+    monkeypatch.setattr(speech, "find_piper_voice", lambda: real_model_path("piper-joe"))

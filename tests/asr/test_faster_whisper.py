@@ -9,7 +9,7 @@ from digihuman.asr.factory import create_asr
 from digihuman.asr.faster_whisper import FasterWhisperASR
 from digihuman.config import ASRSettings
 from digihuman.errors import UserError
-from tests.audio import speech
+from digihuman.testing import speech
 
 SENTENCE = "I would like to book a table for two people tonight."
 

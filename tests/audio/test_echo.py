@@ -6,7 +6,7 @@ import numpy as np
 
 from digihuman.audio.echo import EchoCanceller
 from digihuman.audio.source import SAMPLE_RATE
-from tests.audio import room, speech
+from digihuman.testing import room, speech
 
 ROOMS = [
     room.Room(30, 6, seed=1),

@@ -14,7 +14,7 @@ from digihuman.audio.endpoint import (
     mel_filters,
     sounds_unfinished,
 )
-from tests.audio import speech
+from digihuman.testing import speech
 
 
 def test_features_have_the_models_shape_and_front_padding() -> None:

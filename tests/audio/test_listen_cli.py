@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from digihuman.cli import main
-from tests.audio import speech
+from digihuman.testing import speech
 
 FIRST = "What time does the museum open?"
 SECOND = "Please turn off the lights in the kitchen."

@@ -18,7 +18,7 @@ from digihuman.audio.listener import (
     is_backchannel,
 )
 from digihuman.audio.source import MemorySource
-from tests.audio import speech
+from digihuman.testing import speech
 
 QUESTION = "What time does the museum open?"
 REQUEST = "Please turn off the lights in the kitchen."

@@ -8,7 +8,7 @@ import pytest
 from digihuman.audio.source import FRAME_S, FRAME_SAMPLES
 from digihuman.audio.vad import SileroVAD, VADParams, VADSegmenter
 from digihuman.errors import BackendError
-from tests.audio import speech
+from digihuman.testing import speech
 
 
 def frames(audio: np.ndarray) -> list[np.ndarray]:

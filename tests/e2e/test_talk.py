@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.audio.speech import piper, wer
+from digihuman.testing.speech import piper, wer
 from tests.e2e.support import (
     assert_ok,
     assert_one_line_error,

@@ -176,7 +176,7 @@ def test_spoken_conversation_through_the_microphone(
     playwright: Any, ollama: OllamaTestServer, tmp_path: Path
 ) -> None:
     from digihuman.config import ASRSettings, ListenSettings
-    from tests.audio.speech import piper
+    from digihuman.testing.speech import piper
     from tests.real_models import real_model_path
 
     whisper, vad, turn = (real_model_path(n) for n in ("whisper-base", "silero-vad", "smart-turn"))

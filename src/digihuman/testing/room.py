@@ -11,7 +11,7 @@ import numpy as np
 from digihuman.audio.echo import EchoCanceller
 from digihuman.audio.source import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE
 from digihuman.audio.vad import SileroVAD, VADSegmenter
-from tests.audio import speech
+from digihuman.testing import speech
 
 CHARACTER_LINES = (
     "Once upon a time there was a little fox who lived at the edge of a great forest.",

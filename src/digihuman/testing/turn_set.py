@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tests.audio import speech
+from digihuman.testing import speech
 
 COMPLETE_EN = (
     "Could you tell me what the weather will be like tomorrow?",
