@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digihuman import __version__
+from digihuman.crash import log_crash, one_line
 from digihuman.errors import UserError
 from digihuman.frontend.runner import Stopped, raise_stopped
 
@@ -459,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:
         # A bug, not a user mistake: one line for the user, the traceback in a file for the report.
-        print(f"digihuman: internal error: {_one_line(exc)} (details in {_log_crash(exc)})", file=sys.stderr)
+        print(f"digihuman: internal error: {one_line(exc)} (details in {log_crash(exc)})", file=sys.stderr)
         return 1
 
 
@@ -473,37 +474,6 @@ def _tolerate_bad_text(args: argparse.Namespace) -> None:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
             stream.reconfigure(errors="backslashreplace")  # an undecodable argv byte prints as \udcff
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _log_crash(exc: BaseException) -> str:
-    """Write the traceback under $DIGIHUMAN_HOME/logs (else the temp folder); return the file's path."""
-    import tempfile
-    import time
-    import traceback
-
-    text = f"digihuman {__version__}: {' '.join(sys.argv)}\n" + "".join(traceback.format_exception(exc))
-    name = f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    folders: list[Callable[[], Path]] = [_home_logs, lambda: Path(tempfile.gettempdir())]
-    for folder in folders:
-        try:
-            path = folder() / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8", errors="replace")
-            return str(path)
-        except Exception:  # a broken home (a file, read-only, full): try the next place
-            continue
-    return "nowhere: no writable log folder"
-
-
-def _home_logs() -> Path:
-    from digihuman.config import home_dir
-
-    return home_dir() / "logs"
 
 
 if __name__ == "__main__":

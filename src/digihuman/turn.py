@@ -19,7 +19,7 @@ import logging
 import math
 from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from digihuman.clock import Clock, LoopClock
 from digihuman.face.base import Face
@@ -32,6 +32,8 @@ from digihuman.sentence import Sentence
 from digihuman.slow_face import SlowFaceRenderer
 from digihuman.streams import close_stream, drain, once
 from digihuman.tts.base import TTS
+from digihuman.tts.clean import clean_for_speech
+from digihuman.tts.text import Splitter, reply_splitter
 
 logger = logging.getLogger(__name__)
 
@@ -46,24 +48,6 @@ STOP_GRACE_S = 0.1
 STALL_S = 5.0
 
 
-class Splitter(Protocol):
-    def feed(self, delta: str) -> list[str]: ...
-
-    def flush(self) -> list[str]: ...
-
-
-def default_splitter() -> Splitter:
-    from digihuman.tts.text import SentenceSplitter
-
-    return SentenceSplitter(min_units=2, max_units=60, first_soft_units=6)
-
-
-def default_clean(text: str) -> str:
-    from digihuman.tts.clean import clean_for_speech
-
-    return clean_for_speech(text)
-
-
 @dataclass(slots=True)
 class Stage:
     """What performs a turn: the voice, the face, the outputs, and how far ahead to work."""
@@ -75,8 +59,8 @@ class Stage:
     lookahead: int = 2
     fallback_face: Face | None = None
     buffer_ahead_s: float = 1.5
-    splitter: Callable[[], Splitter] = default_splitter
-    clean: Callable[[str], str] = default_clean
+    splitter: Callable[[], Splitter] = reply_splitter
+    clean: Callable[[str], str] = clean_for_speech
     clock: Clock = field(default_factory=LoopClock)
     # Told when a sentence's first audio goes to the sinks: (turn id, its shown text, its start on the turn
     # timeline). Subtitles and the "speaking" state come from here.

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from digihuman.face.rig import ROUND_SQUEEZE, WIDE_STRETCH, EyeLayer, Rig, layer_anchor
+from digihuman.face.rig import Rig
+from digihuman.face.rig_layers import ROUND_SQUEEZE, WIDE_STRETCH, EyeLayer, layer_anchor
 
 
 @dataclass(frozen=True, slots=True)

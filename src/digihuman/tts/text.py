@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from typing import Protocol
 
 from digihuman.lang import is_cjk  # one home for script detection
 
@@ -87,6 +88,19 @@ def _word_before(text: str, dot: int) -> str:
 # --- the streaming splitter -----------------------------------------------------------------------
 
 _WAIT = -1  # "cannot decide until more text arrives"
+
+
+class Splitter(Protocol):
+    """Cuts streamed text into sentences: what a turn needs from `SentenceSplitter`."""
+
+    def feed(self, delta: str) -> list[str]: ...
+
+    def flush(self) -> list[str]: ...
+
+
+def reply_splitter() -> Splitter:
+    """The splitter for a model's reply: a short first sentence (cut at a comma) so the voice starts early."""
+    return SentenceSplitter(min_units=2, max_units=60, first_soft_units=6)
 
 
 class SentenceSplitter:
