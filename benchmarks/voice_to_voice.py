@@ -114,6 +114,7 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
                 rows.append(
                     {
                         "question": turn.user_text,
+                        "reply": turn.text_shown,
                         "voice_to_voice_s": metrics["voice_to_voice_s"],
                         **{stage: metrics.get(stage) for stage in STAGES},
                         "wall_s": round(time.monotonic() - started, 2),

@@ -3,13 +3,21 @@
 The model is named in config (`[asr] model`: "base", "whisper:small", or a local folder) and fetched once
 through digihuman.models. It is loaded once per (path, compute type, threads) and shared by every session:
 CTranslate2 serializes calls on one worker, so concurrent sessions queue rather than race. int8 with beam 1
-is the fast CPU setting: whisper-base transcribes several times faster than real time on two cores.
+is the fast CPU setting.
+
+Whisper's encoder always reads a 30 s window, so faster-whisper pads a 3 s question with 27 s of silence and
+spends most of a decode (0.6 of 0.75 s for whisper-base on two cores) encoding nothing. CTranslate2's encoder
+takes shorter windows, so an utterance is decoded in a window of its own length plus `_PAD_S` of silence:
+five times faster, and as accurate on our speech sets (benchmarks/asr_window.py). Shorter padding made
+Whisper repeat itself. A decode that still looks wrong (a loop, a low score) is done again the standard way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
+import zlib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +30,9 @@ from digihuman.errors import BackendError, MissingExtraError, UserError
 from digihuman.media import Timing
 
 _LOAD_LOCK = threading.Lock()
+_PAD_S = 5.0  # silence after the speech in the short window: Whisper needs to "see" that the speech ended
+_FRAMES_PER_S = 100  # Whisper's mel frames
+_MAX_FRAMES = 3000  # its 30 s window
 
 
 def model_path(spec: str) -> Path:
@@ -94,6 +105,12 @@ class FasterWhisperASR:
         # With the language unknown, Whisper detects it in the same pass (a separate detection would run the
         # encoder twice); Chinese then still comes out Simplified through `clean_text`.
         initial = (SIMPLIFIED_PROMPT + (prompt or "")) if is_chinese(lang) else prompt
+        max_new_tokens = max_tokens(duration)
+        if not self.word_timestamps and duration + _PAD_S <= _MAX_FRAMES / _FRAMES_PER_S:
+            short = _decode_short(model, audio, lang, initial, self.beam_size, max_new_tokens)
+            if short is not None:
+                text, language_out = short
+                return Transcript(clean_text(text, language_out), language_out, (), duration)
         segments, info = model.transcribe(
             audio,
             language=lang,
@@ -103,8 +120,7 @@ class FasterWhisperASR:
             condition_on_previous_text=False,  # a hallucinated segment must not seed the next one
             vad_filter=False,  # our own VAD already cut the utterance
             temperature=(0.0, 0.4, 0.8),  # fewer fallback re-decodes than the default six: latency
-            # A repetition loop ("天天天天...") must not run for seconds: nobody says more than ~10 tokens/s.
-            max_new_tokens=min(220, int(12 * duration) + 16),
+            max_new_tokens=max_new_tokens,
         )
         texts: list[str] = []
         words: list[Timing] = []
@@ -119,3 +135,50 @@ class FasterWhisperASR:
 
     async def aclose(self) -> None:
         self._model = None  # the shared model stays loaded for other sessions
+
+
+def max_tokens(duration_s: float) -> int:
+    """The most tokens a decode of this much speech may give: a repetition loop ("天天天天...") must not run
+    for seconds, and nobody says more than ~10 tokens a second."""
+    return min(220, int(12 * duration_s) + 16)
+
+
+def _decode_short(
+    model: Any, audio: np.ndarray, language: str | None, prompt: str | None, beam_size: int, max_new: int
+) -> tuple[str, str] | None:
+    """Greedy decode in a window of the speech plus `_PAD_S`: (text, language), or None when the result
+    looks wrong (a repetition loop, the token limit reached, a low score: also noise or silence) and needs
+    the standard decode, with its temperature fallback and its silence rule."""
+    import ctranslate2
+    from faster_whisper.tokenizer import Tokenizer
+
+    features = model.feature_extractor(audio)
+    # Whole seconds: the encoder sees few distinct shapes.
+    seconds = math.ceil(features.shape[-1] / _FRAMES_PER_S + _PAD_S)
+    frames = min(_MAX_FRAMES, seconds * _FRAMES_PER_S)
+    features = np.pad(features, ((0, 0), (0, frames - features.shape[-1])))[None]
+    window = ctranslate2.StorageView.from_array(np.ascontiguousarray(features, np.float32))
+    encoded = model.model.encode(window)
+    multilingual = model.model.is_multilingual
+    if language is None:
+        language = model.model.detect_language(encoded)[0][0][0].strip("<|>") if multilingual else "en"
+    tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task="transcribe", language=language)
+    tokens: list[int] = []
+    if prompt:  # as faster-whisper's initial_prompt: the previous-text slot, at most half the context
+        tokens = [tokenizer.sot_prev, *tokenizer.encode(" " + prompt.strip())[-(model.max_length // 2 - 1) :]]
+    tokens += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+    result = model.model.generate(
+        encoded,
+        [tokens],
+        beam_size=beam_size,
+        max_length=len(tokens) + max_new,
+        return_scores=True,
+        suppress_blank=True,
+        suppress_tokens=[-1],
+    )[0]
+    ids = result.sequences_ids[0]
+    avg_logprob = result.scores[0] * len(ids) / (len(ids) + 1)  # Whisper's average log-probability
+    text = tokenizer.decode(ids).strip()
+    encoded_text = text.encode()
+    looped = len(ids) >= max_new or len(encoded_text) / max(1, len(zlib.compress(encoded_text))) > 2.4
+    return None if looped or avg_logprob < -1.0 else (text, language)

@@ -219,12 +219,13 @@ class Listener:
             yield Partial(partial, frame.end_s)
             for event in self._check_barge_in(partial, frame, span):
                 yield event
+        if step.silence_s >= _FINAL_PAD_S and not self._prepared:
+            # Decode what was said so far as soon as the pause has its padding (before Smart Turn is asked,
+            # or the silence limit hit): if the turn ends here, the text is ready or nearly.
+            await self.transcriber.prepare_final(self._offset(step.speech_end_s + _FINAL_PAD_S))
+            self._prepared = True
         prob = None
         if self.detector.should_check(step.silence_s):
-            if not self._prepared:
-                # Decode what was said so far while Smart Turn thinks: if the turn ends, the text is ready.
-                await self.transcriber.prepare_final(self._offset(step.speech_end_s + _FINAL_PAD_S))
-                self._prepared = True
             assert self.smart_turn is not None
             prob = await asyncio.to_thread(self.smart_turn, self._recent_audio(WINDOW_S))
         reason = self.detector.ended(step.silence_s, prob)
