@@ -86,7 +86,12 @@ class LLMSettings(Section):
     )
     busy_retries: int = Field(3, ge=0, le=10)
     n_ctx: int = Field(4096, ge=512, le=131072, description="llamacpp: context length in tokens.")
-    n_threads: int = Field(0, ge=0, le=256, description="llamacpp: CPU threads (0: half the cores).")
+    n_threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="llamacpp: CPU threads (0: every core for the first sentence, then half).",
+    )
 
     @field_validator("url")
     @classmethod

@@ -17,7 +17,7 @@ import pytest
 
 from digihuman.config import LLMSettings
 from digihuman.errors import MissingExtraError, UserError
-from digihuman.llm import make_llm
+from digihuman.llm import llamacpp, make_llm
 from digihuman.llm.base import LLMError, Message, RequestRefused, Usage
 from digihuman.llm.llamacpp import DEFAULT_MODEL, LlamaCppLLM, model_spec, readiness
 from digihuman.llm.no_brain import GuessedOllama
@@ -101,6 +101,29 @@ async def test_closing_the_stream_stops_generation_within_a_token(qwen: Path) ->
     assert usage.first_token_s is not None
     # The old reply would have taken ~10 s more; the new one waits at most a token or two for it.
     assert waited - usage.duration_s < 1.0, (waited, usage)
+
+
+async def test_the_first_sentence_gets_every_core_then_the_steady_count(
+    qwen: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(llamacpp.os, "cpu_count", lambda: 4)
+    calls: list[int] = []
+    monkeypatch.setattr(llamacpp, "_set_threads", lambda llama, threads: calls.append(threads))
+    prompt = [SYSTEM, Message("user", "Tell me two short facts about cats.")]
+    llm = brain(qwen, num_predict=48, temperature=0.0)
+    try:
+        reply = "".join([d async for d in llm.stream(prompt)])
+    finally:
+        await llm.aclose()
+    assert re.search(r"[.!?]", reply), reply
+    assert calls == [4, 2, 2]  # all cores; half once the first sentence ended; half after the reply
+    calls.clear()
+    llm = brain(qwen, num_predict=16, n_threads=3)
+    try:
+        assert [d async for d in llm.stream(prompt)]
+    finally:
+        await llm.aclose()
+    assert calls == [3, 3]  # an explicit llm.n_threads holds throughout
 
 
 async def test_a_request_with_pictures_is_refused_so_the_caller_can_use_words(qwen: Path) -> None:
