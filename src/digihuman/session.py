@@ -224,7 +224,7 @@ class Conversation:
     async def _run_director(self, wait_for_frame_s: float) -> None:
         assert self.director is not None and self.llm is not None
         try:
-            await self.llm.preload()
+            await self.llm.preload(self.director.memory.system_prompt)
         except BackendError as exc:  # reported by the first turn as well; say it now, once
             logger.info("preloading the model failed: %s", exc)
         if wait_for_frame_s > 0:

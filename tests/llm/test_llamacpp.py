@@ -103,6 +103,23 @@ async def test_closing_the_stream_stops_generation_within_a_token(qwen: Path) ->
     assert waited - usage.duration_s < 1.0, (waited, usage)
 
 
+async def test_preload_with_the_system_prompt_leaves_it_in_the_cache(qwen: Path) -> None:
+    llm = brain(qwen)
+    try:
+        await llm.preload()
+        assert llm._llama is not None and llm._llama.n_tokens == 0  # loaded, nothing evaluated
+        await llm.preload(SYSTEM.content)
+        primed = list(llm._llama.eval_tokens)
+        persona = len(llm._llama.tokenize(SYSTEM.content.encode(), add_bos=False))
+        assert len(primed) > persona  # the persona, in the chat template
+        assert await ask(llm, "Say hello.")
+        turn = list(llm._llama.eval_tokens)
+        shared = next(i for i, (a, b) in enumerate(zip(primed, turn, strict=False)) if a != b)
+        assert shared > persona  # the turn's prompt began with what was evaluated ahead
+    finally:
+        await llm.aclose()
+
+
 async def test_the_first_sentence_gets_every_core_then_the_steady_count(
     qwen: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

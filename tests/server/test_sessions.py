@@ -37,7 +37,7 @@ class OneAtATime:
         await self._work(str(messages[-1].content))
         yield "ok"
 
-    async def preload(self) -> None:
+    async def preload(self, system: str = "") -> None:
         await self._work("preload")
 
     async def transcribe(

@@ -58,8 +58,10 @@ class LLM(Protocol):
         """Yield content deltas (never reasoning). Raise LLMError or FailedRound on failure."""
         ...
 
-    async def preload(self) -> None:
-        """Load the model ahead of the first turn (a no-op where the backend has no such call)."""
+    async def preload(self, system: str = "") -> None:
+        """Load the model ahead of the first turn (a no-op where the backend has no such call). `system` is
+        the conversation's system prompt: a backend that caches prompts may evaluate it now, so that the
+        first reply starts as soon as the later ones."""
         ...
 
     async def aclose(self) -> None: ...

@@ -131,9 +131,13 @@ class LlamaCppLLM:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
         self._loading: asyncio.Future[Llama] | None = None
 
-    async def preload(self) -> None:
-        """Find (or download) the model file and load it; later calls return at once."""
-        await self._loaded()
+    async def preload(self, system: str = "") -> None:
+        """Find (or download) the model file and load it; later calls return at once. With `system`, the
+        system prompt is evaluated too: llama.cpp keeps it in its cache, so the first turn only evaluates
+        the user's words (on 2 cores a ~150-token persona costs ~0.5 s)."""
+        llama = await self._loaded()
+        if system:
+            await asyncio.get_running_loop().run_in_executor(self._worker, self._prime, llama, system)
 
     async def stream(self, messages: Sequence[Message], usage: Usage | None = None) -> AsyncIterator[str]:
         usage = usage if usage is not None else Usage()
@@ -244,6 +248,14 @@ class LlamaCppLLM:
             channel.put(_End(llama.n_tokens))
         except Exception as exc:
             channel.put(self._error(exc))
+
+    def _prime(self, llama: Llama, system: str) -> None:  # worker thread
+        try:
+            # One token after an empty user message: the cache then holds the template up to the user's words.
+            messages: Any = [{"role": "system", "content": system}, {"role": "user", "content": ""}]
+            llama.create_chat_completion(messages=messages, max_tokens=1)
+        except Exception as exc:  # the first turn evaluates it anyway and reports a real failure
+            logger.info("could not evaluate the system prompt ahead: %s", exc)
 
     async def _next(
         self, chunks: AsyncIterator[dict[str, Any]], guard: ReplyGuard, deadline: float, started: float

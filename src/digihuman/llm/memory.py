@@ -93,10 +93,13 @@ class ConversationMemory:
         if heard_text := heard_text.strip():
             self._append(Entry("assistant", heard_text))
 
+    @property
+    def system_prompt(self) -> str:
+        return f"{self.persona}\n\n{CAMERA_HINT}" if self.persona else CAMERA_HINT
+
     def messages(self, *, prompt: str | None = None, images: Sequence[bytes] = ()) -> list[Message]:
         """The message list for the LLM: system persona, history, then `prompt` (not stored) as the last
         user message; `images` (JPEG bytes, oldest first) are attached to the last user message."""
-        system = f"{self.persona}\n\n{CAMERA_HINT}" if self.persona else CAMERA_HINT
         entries: list[tuple[Role, str]] = [(entry.role, entry.content) for entry in self._entries]
         if prompt:
             entries.append(("user", prompt))
@@ -108,7 +111,7 @@ class ConversationMemory:
                 turns[-1] = (role, f"{turns[-1][1]}\n{content}")
             else:
                 turns.append((role, content))
-        messages = [Message("system", system)]
+        messages = [Message("system", self.system_prompt)]
         messages += [Message(role, content) for role, content in turns]
         if images:
             last = messages[-1]

@@ -132,7 +132,7 @@ class OllamaLLM:
         if tail := guard.finish(self._done_reason(final)):
             yield tail
 
-    async def preload(self) -> None:
+    async def preload(self, system: str = "") -> None:
         """Load the model now (a chat request with no messages answers done_reason "load")."""
 
         async def load() -> ollama.ChatResponse:

@@ -162,7 +162,7 @@ class OpenAICompatLLM:
         if tail := guard.finish(finish_reason or "incomplete"):
             yield tail
 
-    async def preload(self) -> None:
+    async def preload(self, system: str = "") -> None:
         """These servers load their model at start: check that the server answers and lists the model."""
         started = time.monotonic()
         try:

@@ -79,9 +79,9 @@ class SharedLLM:
             async for delta in self._llm.stream(messages, usage):
                 yield delta
 
-    async def preload(self) -> None:
+    async def preload(self, system: str = "") -> None:
         async with self._lock:
-            await self._llm.preload()
+            await self._llm.preload(system)
 
     async def aclose(self) -> None:
         """A session letting go: the model stays for the others (the manager closes it)."""

@@ -122,7 +122,7 @@ class ScriptedLLM:
                 usage.duration_s = call.ended_at - call.started_at
             self.activity.stop()
 
-    async def preload(self) -> None:
+    async def preload(self, system: str = "") -> None:
         return None
 
     async def aclose(self) -> None:
