@@ -38,7 +38,7 @@ from typing import Any
 from digihuman.config import LLMSettings
 from digihuman.llm import make_llm
 from digihuman.llm.base import LLM, Message, Usage
-from digihuman.llm.llamacpp import DEFAULT_MODEL, LlamaCppLLM, thread_count
+from digihuman.llm.llamacpp import DEFAULT_MODEL, LlamaCppLLM, first_sentence_threads, thread_count
 from digihuman.testing.fakes import FakeSink, ScriptedFace
 from digihuman.turn import Stage, Turn
 
@@ -219,7 +219,9 @@ async def measure(settings: LLMSettings, questions: list[str], compare: bool) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="a .gguf path or a model name")
-    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: half the cores)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="llama.cpp threads (0: every core, then half after a sentence)"
+    )
     parser.add_argument("--n-ctx", type=int, default=2048)
     parser.add_argument("--max-tokens", type=int, default=48, help="token budget per reply")
     parser.add_argument("--questions", type=int, default=6, help=f"how many (at most {len(QUESTIONS)})")
@@ -237,6 +239,7 @@ def main() -> None:
         "benchmark": "brain",
         "model": settings.model,
         "threads": thread_count(settings),
+        "first_sentence_threads": first_sentence_threads(settings),
         "cpu_count": os.cpu_count(),
         "n_ctx": settings.n_ctx,
         "max_tokens": settings.num_predict,
