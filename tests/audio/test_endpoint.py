@@ -66,6 +66,18 @@ def test_a_veto_leaves_only_the_silence_limit_for_this_pause() -> None:
     assert detector.should_check(0.3)
 
 
+def test_a_hold_makes_the_pause_be_judged_afresh_later() -> None:
+    for detector in (TurnDetector(TurnParams(recheck_every_s=0.3)), TurnDetector(smart_turn=False)):
+        detector.ended(0.9, prob=0.9)
+        detector.hold(0.9)  # the user just interrupted the character: this pause is not yet evidence
+        assert detector.ended(1.0) is None and detector.ended(1.1) is None
+        assert detector.ended(1.2, prob=0.9 if detector.smart_turn else None) is not None
+    detector = TurnDetector()
+    detector.hold(0.5)
+    detector.should_check(0.0)  # speech again: the hold is over
+    assert detector.ended(0.4, prob=0.9) == "smart_turn"
+
+
 def test_without_smart_turn_silence_alone_ends_the_turn() -> None:
     detector = TurnDetector(TurnParams(fallback_silence_s=0.8), smart_turn=False)
     assert not detector.should_check(0.5)

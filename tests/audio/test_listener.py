@@ -107,6 +107,56 @@ async def test_barge_in_words_interrupt_the_character(
     assert next(e for e in events if isinstance(e, Utterance)).interrupted
 
 
+async def test_an_interruption_decided_in_a_pause_keeps_listening_for_the_rest(
+    whisper_base: Path, silero_vad_onnx: Path, smart_turn_onnx: Path
+) -> None:
+    # "Hold on a second." sounds finished, so the pause after it would end the turn; over the character that
+    # pause is where the interruption is decided, and the question that follows is the same utterance.
+    audio = speech.join(
+        speech.silence(0.5),
+        speech.piper("Hold on a second."),
+        speech.silence(0.5),
+        speech.piper(QUESTION),
+        speech.silence(2.0),
+    )
+    events = await events_of(listener(whisper_base, silero_vad_onnx, smart_turn_onnx), audio, speaking=True)
+    assert [e.kind for e in events].count("interruption") == 1
+    (utterance,) = [e for e in events if isinstance(e, Utterance)]
+    assert speech.wer(f"Hold on a second. {QUESTION}", utterance.text) <= 0.1, utterance.text
+
+
+class FadingRoom:
+    """An echo canceller stand-in: the character's voice is in the room until `quiet_at_s`."""
+
+    def __init__(self, quiet_at_s: float) -> None:
+        self.quiet_at_s, self.t_s = quiet_at_s, 0.0
+
+    @property
+    def reference_active(self) -> bool:
+        return self.t_s < self.quiet_at_s
+
+    def process(self, samples: np.ndarray) -> tuple[np.ndarray, bool]:
+        self.t_s += len(samples) / 16000
+        return samples, True
+
+
+async def test_an_interrupting_turn_does_not_end_while_the_characters_voice_fades(
+    whisper_base: Path, silero_vad_onnx: Path, smart_turn_onnx: Path
+) -> None:
+    said = speech.piper("Stop, I have a question.")
+    audio = speech.join(speech.silence(0.5), said, speech.silence(3.0))
+    quiet_at = 0.5 + len(said) / 16000 + 1.0  # the echo gate may mute the user until then
+    listen = listener(whisper_base, silero_vad_onnx, smart_turn_onnx)
+    listen.echo = FadingRoom(quiet_at)  # type: ignore[assignment]
+    events = await events_of(listen, audio, speaking=True)
+    (stopped,) = [e for e in events if isinstance(e, SpeechStopped)]
+    assert quiet_at <= stopped.t_s <= quiet_at + 0.6, (stopped, quiet_at)
+    assert [e.kind for e in events if isinstance(e, Interruption | Utterance)] == [
+        "interruption",
+        "utterance",
+    ]
+
+
 async def test_a_backchannel_or_a_cough_does_not_interrupt(
     whisper_base: Path, silero_vad_onnx: Path, smart_turn_onnx: Path
 ) -> None:

@@ -174,16 +174,24 @@ class TurnDetector:
         self.last_prob: float | None = None
         self._next_check_s = self.params.check_after_s
         self._vetoed = False
+        self._held_until_s = 0.0
 
     def reset(self) -> None:
         self.last_prob = None
         self._next_check_s = self.params.check_after_s
         self._vetoed = False
+        self._held_until_s = 0.0
 
     def veto(self) -> None:
         """The words so far stop mid-sentence: in this pause only the silence limit ends the turn."""
         self._vetoed = True
         self.last_prob = None
+
+    def hold(self, silence_s: float) -> None:
+        """Judge this pause afresh a little later: the user has just interrupted the character, and what was
+        heard so far had its voice over it (the echo gate muted parts of the user's)."""
+        self.last_prob = None
+        self._next_check_s = self._held_until_s = silence_s + self.params.recheck_every_s
 
     def should_check(self, silence_s: float) -> bool:
         if silence_s <= 0.0:
@@ -191,6 +199,7 @@ class TurnDetector:
             self.last_prob = None
             self._vetoed = False
             self._next_check_s = self.params.check_after_s
+            self._held_until_s = 0.0
             return False
         if not self.smart_turn or self._vetoed or silence_s + 1e-9 < self._next_check_s:
             return False
@@ -201,7 +210,7 @@ class TurnDetector:
         """The reason the turn ends ("smart_turn", "silence"), or None while it goes on."""
         if prob is not None:
             self.last_prob = prob
-        if silence_s <= 0.0:
+        if silence_s <= 0.0 or silence_s + 1e-9 < self._held_until_s:
             return None
         if self.smart_turn and self.last_prob is not None and self.last_prob >= self.params.threshold:
             return "smart_turn"

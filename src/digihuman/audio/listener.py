@@ -50,6 +50,9 @@ _HUM_PART = r"(h*m+|u+h*m*|a+h+|o+h+|h+u+h+|m+h+m+)"
 _HUM = re.compile(rf"{_HUM_PART}(-{_HUM_PART})*|(mm|hm)[\w-]*")
 _BACKCHANNEL_ZH = frozenset("嗯对是好哦啊噢喔行呀的哈")
 _FINAL_PAD_S = 0.15  # audio kept after the last voiced frame for the final decode (soft word endings)
+# After an interruption the character falls silent within 0.1 s and its echo within the canceller's tail;
+# a character still heard after this long is not fading (it was not stopped), and holds the turn no longer.
+_ECHO_FADE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,7 @@ class Listener:
         self._audio_start_s = 0.0
         self._barge_in = False  # this turn began while the character spoke
         self._confirmed = False  # ... and its words were more than a backchannel
+        self._confirmed_at_s = 0.0
         self._prepared = False
         self._forced = False
         self._audio.clear()
@@ -229,11 +233,25 @@ class Listener:
             assert self.smart_turn is not None
             prob = await asyncio.to_thread(self.smart_turn, self._recent_audio(WINDOW_S))
         reason = self.detector.ended(step.silence_s, prob)
-        # Over the character, the words decoded so far may already say "stop": say so before the final
-        # decode, which takes as long again.
-        if reason and self._barge_in and not self._confirmed and (partial := await self.transcriber.settle()):
-            for event in self._check_barge_in(partial, frame, span):
+        if reason and self._barge_in and not self._confirmed:
+            # Over the character, the words decide: "wait" interrupts it, "mm-hm" or a cough does not. The
+            # words decoded so far may already say so: then say it before the final decode.
+            await self.transcriber.settle()
+            if not (interruption := self._check_barge_in(self.transcriber.partial, frame, span)):
+                so_far = await self.transcriber.final(self._offset(step.speech_end_s + _FINAL_PAD_S))
+                interruption = self._check_barge_in(so_far.text, frame, span)
+            for event in interruption:
                 yield event
+                # People seldom stop right after "wait, ...": the character stops now, and the turn ends at
+                # a pause heard without its voice over it, as one utterance rather than two.
+                self.detector.hold(step.silence_s)
+                reason = None
+        fading = frame.end_s - self._confirmed_at_s < _ECHO_FADE_S
+        if reason and self._confirmed and fading and self.echo is not None and self.echo.reference_active:
+            # The character's voice (or its echo in the room) is still fading: the gate may have muted the
+            # user's words, so this "pause" may be none. Judge it once the room is quiet.
+            self.detector.hold(step.silence_s)
+            reason = None
         if reason == "smart_turn":
             # The final text is needed before anyone can answer anyway: let it overrule a prosody that
             # sounded finished when the words plainly are not ("...could you remind me to").
@@ -250,7 +268,7 @@ class Listener:
             return []
         if is_backchannel(text):
             return []
-        self._confirmed = True
+        self._confirmed, self._confirmed_at_s = True, frame.end_s
         return [Interruption(frame.end_s, span_s, text)]
 
     def _offset(self, t_s: float) -> float:
