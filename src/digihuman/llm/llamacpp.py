@@ -227,10 +227,10 @@ class LlamaCppLLM:
     def _generate(self, llama: Llama, request: dict[str, Any], channel: _Channel) -> None:  # worker thread
         if channel.stop.is_set():
             return  # cancelled while queued
-        steady = thread_count(self.settings)
-        first_sentence = first_sentence_threads(self.settings) != steady
+        steady, burst = thread_count(self.settings), first_sentence_threads(self.settings)
+        first_sentence = burst != steady
         try:
-            _set_threads(llama, first_sentence_threads(self.settings))
+            _set_threads(llama, burst)
             chunks = llama.create_chat_completion(**request)
             try:
                 for index, chunk in enumerate(chunks):
