@@ -28,6 +28,7 @@ def chattts(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     import ChatTTS
 
     ChatTTS.Chat.instances = []
+    monkeypatch.setattr("digihuman.tts.chattts._MODELS", {})  # each test loads its own stand-in
     yield ChatTTS
     sys.modules.pop("ChatTTS", None)
 
@@ -172,3 +173,38 @@ def test_two_voices_of_one_character_agree_on_the_speaker(chattts, weights) -> N
     assert first.speaker == second.speaker
     assert load_character_dir(character.path, "user").spec.voice.params["speaker"] == first.speaker
     assert "speaker" not in character.spec.voice.params
+
+
+async def test_voices_share_one_model_and_each_keeps_its_speaker(chattts, weights) -> None:
+    chattts.Chat.batch_delay_s = 0.005
+    one, two = (ChatTtsTTS(name, source="custom", custom_path=str(weights)) for name in ("one", "two"))
+    a, b = await asyncio.gather(speak(one, "First one."), speak(two, "Second one."))
+    [chat] = chattts.Chat.instances  # loaded once, for both
+    assert chat.max_in_flight == 1  # queued, not interleaved
+    np.testing.assert_array_equal(
+        np.concatenate([c.pcm for c in a]), chattts.expected_audio("First one.", "one")
+    )
+    np.testing.assert_array_equal(
+        np.concatenate([c.pcm for c in b]), chattts.expected_audio("Second one.", "two")
+    )
+    await one.aclose()  # one session leaving keeps the model for the other
+    assert await speak(two, "Still here.") and chattts.Chat.instances == [chat]
+
+
+async def test_cancelling_one_voice_does_not_interrupt_another(chattts, weights) -> None:
+    chattts.Chat.batch_delay_s = 0.01
+    one, two = (ChatTtsTTS(name, source="custom", custom_path=str(weights)) for name in ("one", "two"))
+    long_text = SENTENCE * 6
+    talking = two.synthesize(long_text, "en")
+    await anext(talking)  # two's job is inside the model
+    waiting = one.synthesize("Queued.", "en")
+    pending = asyncio.ensure_future(anext(waiting))
+    await asyncio.sleep(0.05)
+    pending.cancel()  # one gives up while queued
+    await asyncio.gather(pending, return_exceptions=True)
+    await waiting.aclose()
+    rest = [chunk async for chunk in talking]
+    [chat] = chattts.Chat.instances
+    assert chat.interrupts == 0  # two's sentence was not cut
+    spoken = np.concatenate([c.pcm for c in rest])
+    assert len(spoken) + chattts.Chat.batch_samples >= len(chattts.expected_audio(long_text, "two"))

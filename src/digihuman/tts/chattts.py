@@ -5,7 +5,9 @@ ChatTTS (2noise/ChatTTS) has no fixed voices: a speaker is a random embedding st
 in its character.toml under [voice.params] `speaker`. Output is float32 at 24000 Hz; with
 stream=True `infer` yields 2-D (batch, samples) arrays as the model goes.
 
-The model runs in a worker thread, one sentence at a time (the Chat object is not reentrant).
+The model runs in a worker thread, one sentence at a time (the Chat object is not reentrant). It is loaded
+once per process for each set of weights and shared by every voice (each with its own speaker): web
+sessions of ChatTTS characters queue for one model instead of loading one each.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -32,6 +35,20 @@ SOURCES = ("huggingface", "local", "custom")
 LANGUAGES = ("en", "zh")
 
 Source = Literal["huggingface", "local", "custom"]
+
+
+@dataclass
+class _Model:
+    """One loaded ChatTTS, shared by the voices that use its weights: one inference at a time."""
+
+    chat: Any
+    infer_lock: threading.Lock = field(default_factory=threading.Lock)
+    state_lock: threading.Lock = field(default_factory=threading.Lock)  # guards `running`
+    running: threading.Event | None = None  # the stop flag of the job inside chat.infer
+
+
+_MODELS: dict[tuple[str, str | None, bool], _Model] = {}
+_MODELS_LOCK = threading.Lock()  # held while loading: a second voice waits for the first load
 
 
 class ChatTtsTTS:
@@ -73,24 +90,30 @@ class ChatTtsTTS:
         self.refine_prompt = refine_prompt
         self.compile = bool(compile)
         self._on_new_speaker = on_new_speaker
-        self._chat: Any = None
-        self._load_lock = threading.Lock()
-        self._infer_lock = threading.Lock()  # one inference at a time
-        self._state_lock = threading.Lock()  # guards _running against interrupt races
-        self._running: threading.Event | None = None  # the stop flag of the job inside chat.infer
+        self._model: _Model | None = None
+        self._speaker_lock = threading.Lock()
         self._warned_languages: set[str] = set()
 
     def load(self) -> Any:
-        """Load the model once (blocking); also sample a speaker when none is set."""
-        with self._load_lock:
-            if self._chat is None:
-                self._chat = self._load_chat()
+        """Load the model once per process (blocking); also sample a speaker when none is set."""
+        model = self._shared_model()
+        with self._speaker_lock:
             if self.speaker is None:
-                sampled = self._chat.sample_random_speaker()
+                with model.infer_lock:
+                    sampled = model.chat.sample_random_speaker()
                 logger.info("ChatTTS: sampled a new speaker")
                 stored = self._on_new_speaker(sampled) if self._on_new_speaker is not None else None
                 self.speaker = stored or sampled
-            return self._chat
+        return model.chat
+
+    def _shared_model(self) -> _Model:
+        if self._model is None:
+            key = (self.source, self.custom_path, self.compile)
+            with _MODELS_LOCK:
+                if key not in _MODELS:
+                    _MODELS[key] = _Model(self._load_chat())
+                self._model = _MODELS[key]
+        return self._model
 
     async def synthesize(self, text: str, language: str) -> AsyncIterator[AudioChunk]:
         if not text.strip():
@@ -124,11 +147,13 @@ class ChatTtsTTS:
             self._stop(stop)
 
     async def aclose(self) -> None:
-        with self._state_lock:
-            running = self._running
-        if running is not None:
-            self._stop(running)
-        self._chat = None
+        """Stop this voice's sentence in progress; the shared model stays loaded for the other voices."""
+        model, self._model = self._model, None
+        if model is not None:
+            with model.state_lock:
+                running = model.running
+            if running is not None:
+                _stop(model, running)
 
     def _load_chat(self) -> Any:
         try:
@@ -159,17 +184,18 @@ class ChatTtsTTS:
     def _produce(self, text: str, stop: threading.Event, emit: Callable[[str, Any], None]) -> None:
         """Worker thread: run the model and hand each piece of audio to the event loop."""
         try:
-            with self._infer_lock:
+            chat = self.load()
+            model = self._shared_model()
+            with model.infer_lock:
                 if stop.is_set():
                     return
-                chat = self.load()
-                with self._state_lock:
-                    self._running = stop
+                with model.state_lock:
+                    model.running = stop
                 try:
                     self._run(chat, text, stop, emit)
                 finally:
-                    with self._state_lock:
-                        self._running = None
+                    with model.state_lock:
+                        model.running = None
             emit("end", None)
         except Exception as exc:
             emit("error", exc)
@@ -200,15 +226,21 @@ class ChatTtsTTS:
 
     def _stop(self, stop: threading.Event) -> None:
         stop.set()
-        with self._state_lock:
-            if self._running is stop and self._chat is not None:
-                self._chat.interrupt()  # makes ChatTTS's generation loop end early
+        if self._model is not None:
+            _stop(self._model, stop)
 
     def _check_language(self, language: str) -> None:
         base = language.lower().split("-")[0]
         if base not in LANGUAGES and base not in self._warned_languages:
             self._warned_languages.add(base)
             logger.warning("ChatTTS speaks English and Chinese only; '%s' text will sound wrong", language)
+
+
+def _stop(model: _Model, stop: threading.Event) -> None:
+    stop.set()
+    with model.state_lock:
+        if model.running is stop:  # this job, not another voice's, is inside the model
+            model.chat.interrupt()  # makes ChatTTS's generation loop end early
 
 
 def _first_row(batch: Any) -> np.ndarray:
