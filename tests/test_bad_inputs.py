@@ -188,6 +188,14 @@ def json_lists_broken(places: Places) -> None:
     places.checks.append(check)
 
 
+def shows_broken_file(places: Places) -> None:
+    broken_character(places)
+    # The file, to fix it; then, as the one-line error, what is wrong with it.
+    places.checks.append(
+        lambda result: _assert('colour = "red"' in result.stdout and "colour" in result.stderr)
+    )
+
+
 def unused_port_url(places: Places) -> None:
     places.env["DIGIHUMAN_LLM__URL"] = f"http://127.0.0.1:{free_port()}"
 
@@ -303,6 +311,7 @@ CASES = [
     Case("config-show-masks-key", ("config", "show"), 0, setup=stdout_lacks("sk-secret-123")),
     # characters
     Case("list-with-broken", ("characters", "list"), 0, setup=broken_character),
+    Case("show-broken", ("characters", "show", "broken"), 2, setup=shows_broken_file),
     Case("list-json-with-broken", ("characters", "list", "--json"), 0, setup=json_lists_broken),
     Case("say-next-to-broken", (*SAY, "-c", "ada", "--size", "65"), 2, setup=broken_character),
     Case("show-unknown", ("characters", "show", "nobody"), 2),

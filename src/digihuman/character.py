@@ -155,12 +155,20 @@ def list_characters() -> list[Character]:
 
 
 def find_character(name: str) -> Character:
-    """Look a character up by folder id, else by display name.
+    """Look a character up by folder id, else by display name; a broken one raises its error.
 
     Ids win over display names, so a user character named like a shipped one ("小美", id `小美`) is still
     selectable, and the shipped one stays reachable by its id (`xiaomei`). Within each pass an exact match
     wins over a case-insensitive one, and shipped characters come first.
     """
+    character = find_entry(name)
+    if isinstance(character, BrokenCharacter):
+        raise character.error
+    return character
+
+
+def find_entry(name: str) -> Character | BrokenCharacter:
+    """As find_character, but a broken character is returned (with its folder, to show or fix it)."""
     wanted = name.strip()
     characters = scan_characters()
     passes = (
@@ -172,8 +180,6 @@ def find_character(name: str) -> Character:
     for matches in passes:
         for character in characters:
             if matches(character):
-                if isinstance(character, BrokenCharacter):
-                    raise character.error
                 return character
     known = ", ".join(c.id for c in characters) or "none"
     raise CharacterError(f"unknown character '{name}' (known: {known}); see `digihuman characters list`")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from digihuman import __version__
 from digihuman.crash import log_crash, one_line
-from digihuman.errors import UserError
+from digihuman.errors import CharacterError, UserError
 from digihuman.frontend.runner import Stopped, raise_stopped
 
 if TYPE_CHECKING:  # imported lazily at run time, to keep start-up fast
@@ -176,11 +176,18 @@ def cmd_characters_new(args: argparse.Namespace) -> int:
 
 
 def cmd_characters_show(args: argparse.Namespace) -> int:
-    from digihuman.character import find_character
+    from digihuman.character import BrokenCharacter, find_entry
 
-    character = find_character(args.name)
+    character = find_entry(args.name)
+    file = character.path / "character.toml"
+    try:
+        text = file.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise CharacterError(f"cannot read {file}: {exc.strerror or exc}") from None
     print(f"# {character.path}")
-    print((character.path / "character.toml").read_text(encoding="utf-8"), end="")
+    print(text, end="")
+    if isinstance(character, BrokenCharacter):  # the file, to fix it; then what is wrong with it
+        raise character.error
     return 0
 
 
